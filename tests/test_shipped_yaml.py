@@ -1,0 +1,129 @@
+"""Every shipped study and search space validates, samples, and builds model/trainer configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.config import load_study
+from hpo.models.registry import make_config
+from hpo.space import SearchSpace, encode_params, load_space, split_params, suggest
+from hpo.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDY_FILES = sorted((ROOT / "studies").glob("*.yaml"))
+SPACE_FILES = sorted((ROOT / "search_spaces").glob("*.yaml"))
+
+
+def test_shipped_files_exist():
+    assert {p.stem for p in STUDY_FILES} >= {
+        "densenet-mini", "resnet-mini", "preact-resnet-mini", "vgg-mini", "transfer-mini", "ladder",
+        "cpu-quick", "densenet-mini-mo", "cifar10-resnet", "cifar10-densenet", "cifar100-resnet",
+    }
+    assert {p.stem for p in SPACE_FILES} >= {"resnet", "preact_resnet", "densenet", "vgg", "transfer", "ladder", "small"}
+
+
+def _check_configs(values: dict) -> None:
+    """A sampled configuration must build the family's config and a TrainConfig."""
+    trial_config = split_params(values)
+    make_config(trial_config.family, **trial_config.model_knobs)
+    train = TrainConfig(**trial_config.train_overrides)
+    if callable(getattr(train, "validate", None)):
+        train.validate()
+
+
+@pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.name)
+def test_search_space_validates_and_samples(path):
+    space = load_space(path, origin=f"search_spaces/{path.name}")
+    assert space.description
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(25):
+        trial = study.ask()
+        values = suggest(trial, space)
+        _check_configs(values)
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: p.name)
+def test_study_validates_and_enqueued_trials_replay(path):
+    study_config = load_study(path)
+    assert study_config.name == path.stem
+    assert study_config.description
+    assert study_config.objectives[0] == "val_accuracy"
+    study = optuna.create_study(
+        directions=study_config.directions(), sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    for entry in study_config.enqueue:
+        study.enqueue_trial(encode_params(study_config.space, entry))
+    for entry in study_config.enqueue:
+        trial = study.ask()
+        values = suggest(trial, study_config.space)
+        for name, value in entry.items():
+            assert values[name] == value, (name, value, values[name])
+        _check_configs(values)
+        TrainConfig(**{**study_config.train, **split_params(values).train_overrides})
+        study.tell(trial, [0.0] * len(study_config.objectives))
+
+
+def test_lab_studies_enqueue_the_reference_recipe_with_schedule_first():
+    for name in ("densenet-mini", "resnet-mini", "preact-resnet-mini", "vgg-mini"):
+        study = load_study(ROOT / "studies" / f"{name}.yaml")
+        assert study.dataset.kind == "minicifar" and study.dataset.n_classes == 4 and study.dataset.R == 5
+        assert study.pruner.name == "asha"
+        reference = study.enqueue[0]
+        assert {k: reference[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "schedule", "augment")} == {
+            "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop+flip",
+        }
+        names = study.space.names()
+        assert names.index("schedule") < min(i for i, n in enumerate(names) if "." in n)
+
+
+def test_ladder_enqueues_the_practice_in_order():
+    study = load_study(ROOT / "studies" / "ladder.yaml")
+    assert study.pruner.name == "none"
+    rungs = study.enqueue
+    assert [r["model"] for r in rungs] == ["linear", "mlp", "mlp"] + ["cnn"] * 6 + ["resnet", "transfer"]
+    assert rungs[0]["optimizer"] == "sgd"
+    assert rungs[1]["mlp.hidden"] == [1024] and rungs[1]["mlp.activation"] == "relu"
+    assert rungs[2]["mlp.hidden"] == [1024, 512, 256] and rungs[2]["schedule"] == "step"
+    assert rungs[3]["cnn.channels"] == [16, 16] and rungs[3]["cnn.kernel_size"] == 5
+    assert rungs[3]["cnn.downsample"] == "stride" and rungs[3]["optimizer"] == "adam"
+    assert rungs[4]["cnn.downsample"] == "maxpool"
+    assert rungs[5]["cnn.dropout"] > 0 and rungs[4]["cnn.dropout"] == 0
+    assert rungs[6]["cnn.batch_norm"] and not rungs[5]["cnn.batch_norm"]
+    assert [r["cnn.activation"] for r in rungs[6:9]] == ["relu", "leaky_relu", "selu"]
+    assert study.space["resnet.depth"].value == 18
+    assert study.space["transfer.backbone"].value == "resnet18" and study.space["transfer.mode"].value == "finetune"
+    assert study.n_trials >= len(rungs)
+
+
+def test_transfer_space_offers_no_augmentation_when_frozen():
+    space = load_space(ROOT / "search_spaces" / "transfer.yaml", origin="transfer.yaml")
+    assert space["augment"].when == {"transfer.mode": ("finetune",)}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    modes = set()
+    for _ in range(30):
+        trial = study.ask()
+        values = suggest(trial, space)
+        modes.add(values["transfer.mode"])
+        assert ("augment" in values) == (values["transfer.mode"] == "finetune")
+        study.tell(trial, 0.0)
+    assert modes == {"frozen", "finetune"}
+    assert load_study(ROOT / "studies" / "transfer-mini.yaml").train["augment"] == "none"
+
+
+def test_cpu_quick_is_small():
+    study = load_study(ROOT / "studies" / "cpu-quick.yaml")
+    assert study.n_trials == 20 and study.epochs <= 4
+    assert study.dataset.kind == "minicifar" and study.dataset.R >= 10
+    assert study.pruner.name == "asha" and study.pruner.args["min_resource"] == 1
+    assert isinstance(study.space, SearchSpace)
+
+
+def test_multi_objective_study():
+    study = load_study(ROOT / "studies" / "densenet-mini-mo.yaml")
+    assert study.objectives == ("val_accuracy", "param_count", "train_seconds")
+    assert study.directions() == ["maximize", "minimize", "minimize"]
+    assert (study.sampler.name, study.pruner.name) == ("nsga2", "mo_asha")
