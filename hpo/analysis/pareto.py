@@ -1,0 +1,383 @@
+"""Pareto fronts, hypervolume and knee point: pure numpy, no plotting, no Optuna.
+
+Every function here works on a plain ``(n, m)`` array of objective values, one row per trial and
+one column per axis, so it can be tested against hand-computed sets. The plots and exports only
+draw what :func:`front_info` computed (Optuna's two steps: compute the info, then draw it).
+
+The axes a front can be built on are the metrics every trial records::
+
+    val_accuracy   maximise   fraction of validation images classified correctly, in [0, 1]
+    param_count    minimise   trainable parameters
+    train_seconds  minimise   wall-clock seconds of training, all epochs of the trial
+    macs           minimise   multiply-accumulates of one forward pass of one image
+
+Hypervolume and knee point use a fixed, study-wide reference (DECISIONS.md, "Analysis and
+reports") so numbers and figures stay comparable across runs and methods. Each axis is turned into
+a minimisation with the reference at 1 (see :func:`normalise`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hpo.errors import ConfigError
+
+AXES: dict[str, str] = {
+    "val_accuracy": "maximize",
+    "param_count": "minimize",
+    "train_seconds": "minimize",
+    "macs": "minimize",
+}
+
+# Short names accepted on the command line (`hpo export --axes acc,params`).
+AXIS_ALIASES: dict[str, str] = {
+    "acc": "val_accuracy",
+    "params": "param_count",
+    "time": "train_seconds",
+    "macs": "macs",
+}
+
+# Human labels with units, for figures and tables.
+AXIS_LABELS: dict[str, str] = {
+    "val_accuracy": "Validation accuracy",
+    "param_count": "Parameters (count, log scale)",
+    "train_seconds": "Training time (s)",
+    "macs": "MACs per image (log scale)",
+}
+
+# The reference keys follow the study YAML's `hypervolume_reference` block. `macs` is not in
+# DECISIONS.md; 1e10 MACs per image is above any CIFAR-sized model at 224 px (ResNet-152 ~ 1.2e10
+# is the only one near it), so it plays the role 1e8 plays for parameters.
+DEFAULT_REFERENCE: dict[str, float] = {"params": 1e8, "train_seconds": 600.0, "macs": 1e10}
+
+# Which reference key bounds which axis (accuracy is always bounded by 0).
+_REFERENCE_KEY = {"param_count": "params", "train_seconds": "train_seconds", "macs": "macs"}
+
+
+def resolve_axes(names: Sequence[str]) -> list[str]:
+    """Turn axis names or their short forms into canonical axis names.
+
+    Args:
+        names: Axis names, full (``val_accuracy``) or short (``acc``, ``params``, ``time``,
+            ``macs``); duplicates are refused.
+
+    Returns:
+        The canonical axis names, in the given order.
+
+    Raises:
+        ConfigError: For an unknown or repeated axis, or fewer than two axes.
+    """
+    resolved: list[str] = []
+    for name in names:
+        axis = AXIS_ALIASES.get(name, name)
+        if axis not in AXES:
+            known = ", ".join(list(AXIS_ALIASES) + list(AXES))
+            raise ConfigError(f"unknown Pareto axis {name!r}: use one of {known}")
+        if axis in resolved:
+            raise ConfigError(f"Pareto axis {name!r} is given twice: list each axis once")
+        resolved.append(axis)
+    if len(resolved) < 2:
+        raise ConfigError(
+            f"a Pareto front needs at least two axes (got {list(names)}): e.g. acc,params"
+        )
+    return resolved
+
+
+def resolve_reference(reference: Mapping[str, Any] | None) -> dict[str, float]:
+    """Fill in the hypervolume reference from the study's ``hypervolume_reference`` block.
+
+    Args:
+        reference: Mapping with optional keys ``params`` (also ``param_count``),
+            ``train_seconds`` and ``macs``; missing keys take :data:`DEFAULT_REFERENCE`.
+
+    Returns:
+        A dict with the three keys ``params``, ``train_seconds`` and ``macs``.
+
+    Raises:
+        ConfigError: If a value is not a number, or ``params``/``macs`` is not > 1, or
+            ``train_seconds`` is not > 0.
+    """
+    resolved = dict(DEFAULT_REFERENCE)
+    for key, value in (reference or {}).items():
+        canonical = "params" if key == "param_count" else key
+        if canonical not in resolved:
+            raise ConfigError(
+                f"hypervolume_reference.{key} is not a reference key: use params, train_seconds or macs"
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"hypervolume_reference.{key} must be a number (got {value!r})"
+            ) from None
+        lower = 0.0 if canonical == "train_seconds" else 1.0
+        if not number > lower or not math.isfinite(number):
+            raise ConfigError(
+                f"hypervolume_reference.{key} must be a finite number > {lower:g} (got {value!r})"
+            )
+        resolved[canonical] = number
+    return resolved
+
+
+def _directions_of(axes: Sequence[str]) -> list[str]:
+    unknown = [axis for axis in axes if axis not in AXES]
+    if unknown:
+        raise ConfigError(f"unknown Pareto axis {unknown[0]!r}: use one of {', '.join(AXES)}")
+    return [AXES[axis] for axis in axes]
+
+
+def _as_points(points: Any, n_columns: int) -> np.ndarray:
+    array = np.asarray(points, dtype=float)
+    if array.size == 0:
+        return array.reshape(0, n_columns)
+    if array.ndim != 2 or array.shape[1] != n_columns:
+        raise ValueError(f"points must have shape (n, {n_columns}), got {array.shape}")
+    return array
+
+
+def _to_minimisation(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    signs = []
+    for direction in directions:
+        if direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+        signs.append(-1.0 if direction == "maximize" else 1.0)
+    return points * np.asarray(signs)
+
+
+def pareto_mask(points: Any, directions: Sequence[str]) -> np.ndarray:
+    """Mark the non-dominated points.
+
+    A point is dominated when another point is at least as good on every axis and strictly
+    better on one. Equal points do not dominate each other, so every copy of a front point is on
+    the front.
+
+    Args:
+        points: Array of shape ``(n, m)``: one row per trial, one column per objective.
+        directions: ``"maximize"`` or ``"minimize"`` for each of the ``m`` columns.
+
+    Returns:
+        Boolean array of shape ``(n,)``, True for points on the front.
+    """
+    losses = _to_minimisation(_as_points(points, len(directions)), directions)
+    n = losses.shape[0]
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        # i is dominated if some j is <= everywhere and < somewhere.
+        no_worse = np.all(losses <= losses[i], axis=1)
+        better = np.any(losses < losses[i], axis=1)
+        mask[i] = not np.any(no_worse & better)
+    return mask
+
+
+def normalise(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Map objective values to minimisation units where the hypervolume reference sits at 1.
+
+    - ``val_accuracy`` becomes ``1 - accuracy`` (reference: accuracy 0, best: accuracy 1 -> 0);
+    - ``param_count`` becomes ``log10(params) / log10(reference params)`` (default 1e8), so one
+      parameter is 0 and the reference is 1;
+    - ``train_seconds`` becomes ``seconds / reference seconds`` (default 600);
+    - ``macs`` becomes ``log10(macs) / log10(reference macs)`` (default 1e10).
+
+    Args:
+        points: Array of shape ``(n, len(axes))`` in natural units.
+        axes: Axis names (see :data:`AXES`).
+        reference: The study's ``hypervolume_reference`` (see :func:`resolve_reference`).
+
+    Returns:
+        Float array of the same shape; smaller is better on every column, and values above 1
+        lie beyond the reference.
+    """
+    _directions_of(axes)
+    ref = resolve_reference(reference)
+    values = _as_points(points, len(axes))
+    normalised = np.empty_like(values)
+    for column, axis in enumerate(axes):
+        x = values[:, column]
+        if axis == "val_accuracy":
+            normalised[:, column] = 1.0 - x
+        elif axis == "train_seconds":
+            normalised[:, column] = x / ref["train_seconds"]
+        else:
+            bound = ref[_REFERENCE_KEY[axis]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                normalised[:, column] = np.log10(np.maximum(x, 1.0)) / math.log10(bound)
+    return normalised
+
+
+def _hypervolume_minimisation(losses: np.ndarray, reference: np.ndarray) -> float:
+    """Exact volume dominated by `losses` and bounded by `reference` (all points <= reference).
+
+    Slices along the last axis (HSO): between consecutive last coordinates the dominated region
+    is the (m-1)-dimensional hypervolume of the points already passed, times the slice thickness.
+    O(n^(m-1) log n), fine for the fronts of a few hundred trials this project draws.
+    """
+    n, m = losses.shape
+    if n == 0:
+        return 0.0
+    if m == 1:
+        return float(reference[0] - losses[:, 0].min())
+    if m == 2:
+        order = np.argsort(losses[:, 0], kind="stable")
+        volume, best_y = 0.0, reference[1]
+        for x, y in losses[order]:
+            if y < best_y:
+                volume += (reference[0] - x) * (best_y - y)
+                best_y = y
+        return float(volume)
+    order = np.argsort(losses[:, -1], kind="stable")
+    ordered = losses[order]
+    volume = 0.0
+    for i in range(n):
+        upper = ordered[i + 1, -1] if i + 1 < n else reference[-1]
+        thickness = upper - ordered[i, -1]
+        if thickness > 0:
+            slab = ordered[: i + 1, :-1]
+            slab = slab[pareto_mask(slab, ["minimize"] * (m - 1))]
+            volume += thickness * _hypervolume_minimisation(slab, reference[:-1])
+    return float(volume)
+
+
+def hypervolume(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | None = None) -> float:
+    """Hypervolume of a set of trials in the normalised space of :func:`normalise`.
+
+    The reference point is fixed by the study, not by the data: accuracy 0, ``log10`` of the
+    reference parameter count (default 1e8), the reference training time (default 600 s) and the
+    reference MACs (default 1e10). With every axis normalised to ``[0, 1]`` the result is the
+    fraction of the unit box the trials dominate. A point beyond the reference on any axis
+    contributes nothing; NaN rows are ignored.
+
+    Args:
+        points: Array of shape ``(n, len(axes))`` in natural units (any subset of trials;
+            dominated points do not change the result).
+        axes: Axis names (see :data:`AXES`).
+        reference: The study's ``hypervolume_reference`` (see :func:`resolve_reference`).
+
+    Returns:
+        The hypervolume, 0.0 for an empty set.
+    """
+    losses = normalise(points, axes, reference)
+    inside = np.all(np.isfinite(losses), axis=1) & np.all(losses < 1.0, axis=1)
+    losses = losses[inside]
+    if losses.shape[0] == 0:
+        return 0.0
+    losses = losses[pareto_mask(losses, ["minimize"] * len(axes))]
+    return _hypervolume_minimisation(np.unique(losses, axis=0), np.ones(len(axes)))
+
+
+def knee_point(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | None = None) -> int | None:
+    """Index of the best compromise: the front point nearest the ideal point.
+
+    Points are normalised with :func:`normalise` (the fixed study reference, so the knee does not
+    move when unrelated trials are added), the ideal point takes the best value of each axis over
+    the front, and the knee is the front point with the smallest Euclidean distance to it; ties
+    go to the lowest index. (An alternative for 2-D fronts is the point farthest from the line
+    between the two extremes; the distance to the ideal point works for any number of axes.)
+
+    Args:
+        points: Array of shape ``(n, len(axes))`` in natural units; rows with NaN are skipped.
+        axes: Axis names (see :data:`AXES`).
+        reference: The study's ``hypervolume_reference`` (see :func:`resolve_reference`).
+
+    Returns:
+        The row index of the knee in ``points``, or None when there is no usable point.
+    """
+    losses = normalise(points, axes, reference)
+    usable = np.flatnonzero(np.all(np.isfinite(losses), axis=1))
+    if usable.size == 0:
+        return None
+    on_front = usable[pareto_mask(losses[usable], ["minimize"] * len(axes))]
+    front = losses[on_front]
+    ideal = front.min(axis=0)
+    distances = np.linalg.norm(front - ideal, axis=1)
+    return int(on_front[int(np.argmin(distances))])
+
+
+@dataclass
+class FrontInfo:
+    """Everything a front figure or table needs, computed once.
+
+    Attributes:
+        axes: Axis names, one per column of ``points``.
+        points: ``(n, len(axes))`` values in natural units of the trials considered.
+        trial_numbers: Optuna trial number of each row of ``points``.
+        mask: True for the rows on the Pareto front.
+        knee: Row index of the knee point (see :func:`knee_point`), None when empty.
+        hypervolume: See :func:`hypervolume`.
+        reference: The resolved hypervolume reference.
+    """
+
+    axes: list[str]
+    points: np.ndarray
+    trial_numbers: list[int]
+    mask: np.ndarray
+    knee: int | None
+    hypervolume: float
+    reference: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REFERENCE))
+
+    @property
+    def knee_trial(self) -> int | None:
+        """Trial number of the knee point, or None."""
+        return None if self.knee is None else self.trial_numbers[self.knee]
+
+    @property
+    def front_trial_numbers(self) -> list[int]:
+        """Trial numbers on the front, ordered by the first axis from best to worst."""
+        rows = np.flatnonzero(self.mask)
+        first = self.points[rows, 0] if rows.size else np.empty(0)
+        if AXES[self.axes[0]] == "maximize":
+            first = -first
+        return [self.trial_numbers[i] for i in rows[np.argsort(first, kind="stable")]]
+
+    def front_points(self) -> np.ndarray:
+        """The front's rows of ``points``, in the order of :attr:`front_trial_numbers`."""
+        index = {number: row for row, number in enumerate(self.trial_numbers)}
+        rows = [index[number] for number in self.front_trial_numbers]
+        return self.points[rows] if rows else self.points[:0]
+
+
+def front_info(
+    trials_table: Sequence[Mapping[str, Any]],
+    axes: Sequence[str],
+    reference: Mapping[str, Any] | None = None,
+) -> FrontInfo:
+    """Compute the front, knee and hypervolume of a table of trials.
+
+    Args:
+        trials_table: One mapping per trial with a ``number`` key and one key per axis (e.g.
+            the complete-trial rows of a ``StudyReport``). Rows missing an axis value, or with a
+            non-finite one, are left out.
+        axes: Axis names or short names (see :func:`resolve_axes`).
+        reference: The study's ``hypervolume_reference`` (see :func:`resolve_reference`).
+
+    Returns:
+        The :class:`FrontInfo` of the usable rows.
+    """
+    axes = resolve_axes(axes)
+    ref = resolve_reference(reference)
+    numbers: list[int] = []
+    rows: list[list[float]] = []
+    for trial in trials_table:
+        values = [trial.get(axis) for axis in axes]
+        if any(v is None for v in values):
+            continue
+        values = [float(v) for v in values]
+        if not all(math.isfinite(v) for v in values):
+            continue
+        numbers.append(int(trial["number"]))
+        rows.append(values)
+    points = np.asarray(rows, dtype=float).reshape(len(rows), len(axes))
+    directions = _directions_of(axes)
+    return FrontInfo(
+        axes=list(axes),
+        points=points,
+        trial_numbers=numbers,
+        mask=pareto_mask(points, directions),
+        knee=knee_point(points, axes, ref),
+        hypervolume=hypervolume(points, axes, ref),
+        reference=ref,
+    )

@@ -1,0 +1,299 @@
+"""Plotly figures of a collected study; they only draw what `report.collect` computed.
+
+Every figure is sized for a 16:9 slide (1200 x 675 px, 18 pt text) so the PNGs drop into the
+PowerPoint export unchanged and stay readable from the back of a room.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from hpo.analysis.pareto import AXIS_LABELS
+from hpo.analysis.report import StudyReport, format_cell, format_count, history_arrays
+
+WIDTH, HEIGHT, FONT_SIZE = 1200, 675, 18
+
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+GREY = "#b8b8b8"
+PRUNED = "#e69f00"
+FRONT = "#0072b2"
+KNEE = "#d55e00"
+PALETTE = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442", "#000000"]
+
+# Log scale where a 10x change is the natural step.
+_LOG_AXES = {"param_count", "macs"}
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "xanchor": "left"},
+        width=WIDTH,
+        height=HEIGHT,
+        font={"size": FONT_SIZE},
+        template="plotly_white",
+        margin={"l": 90, "r": 40, "t": 80, "b": 80},
+        legend={"bgcolor": "rgba(255,255,255,0.8)"},
+    )
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def _hover(row: dict[str, Any]) -> str:
+    parts = [f"trial {row['number']}"]
+    for key in ("val_accuracy", "param_count", "train_seconds", "macs"):
+        if row.get(key) is not None:
+            parts.append(f"{key}: {format_cell(key, row[key])}")
+    parts += [f"{name}: {format_cell(name, value)}" for name, value in sorted(row["params"].items())]
+    return "<br>".join(parts)
+
+
+def _scatter(rows: list[dict[str, Any]], axis: str, **kwargs: Any) -> go.Scatter:
+    rows = [r for r in rows if r.get(axis) is not None and r.get("val_accuracy") is not None]
+    return go.Scatter(
+        x=[r[axis] for r in rows],
+        y=[r["val_accuracy"] for r in rows],
+        text=[_hover(r) for r in rows],
+        hoverinfo="text",
+        **kwargs,
+    )
+
+
+def plot_front(report: StudyReport, axis: str = "param_count") -> go.Figure:
+    """Validation accuracy against one cost axis, with the 2-D front and the knee.
+
+    All complete trials are grey, pruned trials (smaller budget) have their own marker, the
+    front of accuracy against ``axis`` is highlighted and connected, and the report's knee trial
+    (the knee of the front on all the report's axes) is starred and annotated.
+
+    Args:
+        report: A collected study.
+        axis: ``param_count`` (log x), ``train_seconds`` or ``macs`` (log x).
+
+    Returns:
+        The figure.
+    """
+    info = report.pair_fronts[axis]
+    complete = report.rows("COMPLETE")
+    pruned = report.rows("PRUNED")
+    front_numbers = set(info.front_trial_numbers)
+    front_rows = sorted(
+        (report.trial(n) for n in front_numbers), key=lambda r: (r[axis], -r["val_accuracy"])
+    )
+    fig = go.Figure()
+    fig.add_trace(
+        _scatter(
+            [r for r in complete if r["number"] not in front_numbers],
+            axis,
+            mode="markers",
+            name=f"complete ({len(complete)})",
+            marker={"color": GREY, "size": 10},
+        )
+    )
+    if pruned:
+        fig.add_trace(
+            _scatter(
+                pruned,
+                axis,
+                mode="markers",
+                name=f"pruned ({len(pruned)}, last epoch)",
+                marker={"color": PRUNED, "size": 10, "symbol": "x"},
+            )
+        )
+    fig.add_trace(
+        _scatter(
+            front_rows,
+            axis,
+            mode="lines+markers",
+            line={"color": FRONT, "width": 3, "shape": "hv"},
+            name=f"Pareto front ({len(front_rows)})",
+            marker={"color": FRONT, "size": 13},
+        )
+    )
+    knee = report.knee_trial
+    if knee is not None and report.trial(knee).get(axis) is not None:
+        row = report.trial(knee)
+        fig.add_trace(
+            _scatter(
+                [row],
+                axis,
+                mode="markers",
+                name=f"knee (trial {knee})",
+                marker={"color": KNEE, "size": 22, "symbol": "star", "line": {"width": 1}},
+            )
+        )
+        x = np.log10(row[axis]) if axis in _LOG_AXES else row[axis]
+        fig.add_annotation(
+            x=x,
+            y=row["val_accuracy"],
+            text=(
+                f"knee: trial {knee}<br>{format_cell('val_accuracy', row['val_accuracy'])}, "
+                f"{format_count(row.get('param_count'))} params, "
+                f"{format_cell('train_seconds', row.get('train_seconds'))} s"
+            ),
+            showarrow=True,
+            arrowhead=2,
+            ax=60,
+            ay=60,
+            bgcolor="rgba(255,255,255,0.9)",
+            bordercolor=KNEE,
+        )
+    title = f"{report.name}: validation accuracy vs {AXIS_LABELS[axis].split(' (')[0].lower()}"
+    _layout(fig, title, AXIS_LABELS[axis], "Validation accuracy")
+    fig.update_yaxes(tickformat=".0%")
+    if axis in _LOG_AXES:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def plot_learning_curves(report: StudyReport, max_trials: int = 6) -> go.Figure:
+    """Train and validation accuracy per epoch of the front trials (best first, knee included).
+
+    The gap between the solid (validation) and dashed (train) line of a colour shows overfitting.
+
+    Args:
+        report: A collected study.
+        max_trials: Most trials drawn, so the legend stays readable.
+
+    Returns:
+        The figure.
+    """
+    numbers = [row["number"] for row in report.front_rows]
+    chosen = numbers[:max_trials]
+    knee = report.knee_trial
+    if knee is not None and knee not in chosen:
+        chosen = chosen[: max_trials - 1] + [knee]
+    fig = go.Figure()
+    for colour, number in zip(PALETTE * 4, chosen):
+        row = report.trial(number)
+        label = f"trial {number}" + (" (knee)" if number == knee else "")
+        for key, dash, suffix in (("val_accuracy", "solid", "val"), ("train_accuracy", "dash", "train")):
+            epochs, values = history_arrays(row, key)
+            if epochs.size == 0:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=values,
+                    mode="lines+markers",
+                    name=f"{label} {suffix}",
+                    legendgroup=str(number),
+                    line={"color": colour, "dash": dash, "width": 3},
+                    marker={"size": 6},
+                )
+            )
+    if not fig.data:
+        fig.add_annotation(text="no per-epoch history recorded", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+    _layout(fig, f"{report.name}: learning curves of the front (solid val, dashed train)",
+            "Epoch", "Accuracy")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def plot_importances(report: StudyReport) -> go.Figure:
+    """fANOVA hyperparameter importance for accuracy and each front axis, as horizontal bars.
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        The figure; when no importance could be computed it shows the reason instead.
+    """
+    fig = go.Figure()
+    params = sorted({p for values in report.importances.values() for p in values})
+    if "val_accuracy" in report.importances:
+        # Sort by importance for accuracy, the question readers ask first; least important at the
+        # bottom is how plotly stacks categories, so sort ascending.
+        params.sort(key=lambda p: report.importances["val_accuracy"].get(p, 0.0))
+    for colour, (target, values) in zip(PALETTE, report.importances.items()):
+        fig.add_trace(
+            go.Bar(
+                y=params,
+                x=[values.get(p, 0.0) for p in params],
+                orientation="h",
+                name=AXIS_LABELS.get(target, target).split(" (")[0],
+                marker={"color": colour},
+            )
+        )
+    if not fig.data:
+        notes = "<br>".join(report.importance_notes.values()) or "no importance computed"
+        fig.add_annotation(text=notes, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    _layout(fig, f"{report.name}: hyperparameter importance (fANOVA)",
+            "Importance (fraction of variance explained)", "")
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def plot_history(report: StudyReport) -> go.Figure:
+    """Validation accuracy of each trial in order, and the best so far.
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        The figure.
+    """
+    fig = go.Figure()
+    complete = [r for r in report.rows("COMPLETE") if r.get("val_accuracy") is not None]
+    pruned = [r for r in report.rows("PRUNED") if r.get("val_accuracy") is not None]
+    fig.add_trace(
+        go.Scatter(
+            x=[r["number"] for r in complete],
+            y=[r["val_accuracy"] for r in complete],
+            mode="markers",
+            name="complete",
+            marker={"color": FRONT, "size": 10},
+            text=[_hover(r) for r in complete],
+            hoverinfo="text",
+        )
+    )
+    if pruned:
+        fig.add_trace(
+            go.Scatter(
+                x=[r["number"] for r in pruned],
+                y=[r["val_accuracy"] for r in pruned],
+                mode="markers",
+                name="pruned (last epoch)",
+                marker={"color": PRUNED, "size": 10, "symbol": "x"},
+            )
+        )
+    if complete:
+        best = np.maximum.accumulate([r["val_accuracy"] for r in complete])
+        fig.add_trace(
+            go.Scatter(
+                x=[r["number"] for r in complete],
+                y=best,
+                mode="lines",
+                line={"color": KNEE, "width": 3, "shape": "hv"},
+                name="best so far",
+            )
+        )
+    _layout(fig, f"{report.name}: optimization history", "Trial number", "Validation accuracy")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def figures(report: StudyReport) -> dict[str, go.Figure]:
+    """Every figure of the report, keyed by a file-name-safe name.
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        ``front_params``, ``front_time`` (and ``front_macs`` when MACs is a report axis),
+        ``learning_curves``, ``importance`` and ``history``, in slide order.
+    """
+    result = {
+        "front_params": plot_front(report, "param_count"),
+        "front_time": plot_front(report, "train_seconds"),
+    }
+    if "macs" in report.axes:
+        result["front_macs"] = plot_front(report, "macs")
+    result["learning_curves"] = plot_learning_curves(report)
+    result["importance"] = plot_importances(report)
+    result["history"] = plot_history(report)
+    return result

@@ -1,0 +1,466 @@
+"""Collect an Optuna study into plain data: trial rows, counts, the front, importances.
+
+`collect` is the only function here that reads Optuna; the figures and exports draw from the
+`StudyReport` it returns, so they can be tested on any hand-built study.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial
+
+from hpo.analysis.pareto import AXES, FrontInfo, front_info, resolve_axes, resolve_reference
+
+DEFAULT_AXES = ["val_accuracy", "param_count", "train_seconds"]
+
+# The per-trial user attributes the study layer records (see hpo/study.py); copied into each row.
+TRIAL_ATTRS = (
+    "val_accuracy",
+    "param_count",
+    "macs",
+    "train_seconds",
+    "epochs_run",
+    "images_per_second",
+    "device_name",
+    "peak_memory_bytes",
+    "train_accuracy",
+    "train_loss",
+    "val_loss",
+    "checkpoint",
+    "stop_reason",
+    "test_accuracy",
+)
+
+# Importance needs a few trials to fit a forest that means anything; below this it is noise.
+MIN_TRIALS_FOR_IMPORTANCE = 5
+
+# Importance of param_count / macs is computed on log10: a 10x change matters the same at any size.
+_LOG_TARGETS = {"param_count", "macs"}
+
+_INT_METRICS = {"param_count", "macs", "epochs_run", "peak_memory_bytes"}
+
+
+@dataclass
+class StudyReport:
+    """A study, collected into plain data for figures and exports.
+
+    Attributes:
+        name: Study name.
+        definition: The resolved study config (study user attr ``definition``); {} if absent.
+        hardware: Study user attr ``hardware`` (e.g. "1x NVIDIA H100"), or None.
+        hpo_version: Study user attr ``hpo_version``, or None.
+        directions: "maximize"/"minimize" per objective value.
+        metric_names: Names of the objective values (e.g. ["val_accuracy"]).
+        trials: One dict per trial: ``number``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING,
+            WAITING), ``values``, ``params``, ``history`` (list of per-epoch dicts),
+            ``datetime_start``/``datetime_complete`` and every name in :data:`TRIAL_ATTRS`
+            (None when missing). Metrics come from the objective values when the study
+            optimises them, else from the user attributes.
+        state_counts: Number of trials per state name.
+        stop_reason_counts: Number of trials per ``stop_reason``.
+        compute_seconds: Sum of ``train_seconds`` over all trials (stopped ones included).
+        axes: The front's axes.
+        reference: The resolved hypervolume reference (see pareto.resolve_reference).
+        front: The front over the COMPLETE trials on ``axes``.
+        pair_fronts: 2-D fronts of accuracy against each other axis, keyed by that axis
+            (for the accuracy-vs-params and accuracy-vs-time figures).
+        pruned_numbers: Trial numbers of PRUNED trials; shown apart from the front since they
+            ran a smaller budget.
+        varying_params: Parameters that take more than one value among the trials.
+        search_space: Parameter name -> human description of its range or choices.
+        importances: Target axis -> {param: importance}, fANOVA, normalised to sum 1; a target
+            is missing when its importance could not be computed.
+        importance_notes: Why an importance is missing, one sentence per target.
+        n_trials: The study's trial budget (study user attr ``n_trials``, which ``--n-trials``
+            updates; else the definition's), or None.
+        created: When the report was collected (UTC).
+    """
+
+    name: str
+    definition: dict[str, Any]
+    hardware: str | None
+    hpo_version: str | None
+    directions: list[str]
+    metric_names: list[str]
+    trials: list[dict[str, Any]]
+    state_counts: dict[str, int]
+    stop_reason_counts: dict[str, int]
+    compute_seconds: float
+    axes: list[str]
+    reference: dict[str, float]
+    front: FrontInfo
+    pair_fronts: dict[str, FrontInfo]
+    pruned_numbers: list[int]
+    varying_params: list[str]
+    search_space: dict[str, str]
+    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+    importance_notes: dict[str, str] = field(default_factory=dict)
+    n_trials: int | None = None
+    created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+
+    @property
+    def knee_trial(self) -> int | None:
+        """Trial number of the front's knee point, or None."""
+        return self.front.knee_trial
+
+    @property
+    def hypervolume(self) -> float:
+        """Hypervolume of the front (see pareto.hypervolume)."""
+        return self.front.hypervolume
+
+    def trial(self, number: int) -> dict[str, Any]:
+        """The row of trial ``number``.
+
+        Args:
+            number: Optuna trial number.
+
+        Returns:
+            The trial's row (see :attr:`trials`).
+        """
+        for row in self.trials:
+            if row["number"] == number:
+                return row
+        raise KeyError(f"study {self.name!r} has no trial {number}")
+
+    def rows(self, state: str) -> list[dict[str, Any]]:
+        """Rows of the trials in ``state`` (e.g. "COMPLETE").
+
+        Args:
+            state: A trial state name.
+
+        Returns:
+            The matching rows, by trial number.
+        """
+        return [row for row in self.trials if row["state"] == state]
+
+    @property
+    def front_rows(self) -> list[dict[str, Any]]:
+        """Rows of the front trials, best accuracy first."""
+        return [self.trial(n) for n in _by_accuracy(self, self.front.front_trial_numbers)]
+
+
+def _by_accuracy(report: StudyReport, numbers: Sequence[int]) -> list[int]:
+    def key(number: int) -> tuple[float, int]:
+        accuracy = report.trial(number).get("val_accuracy")
+        return (-(accuracy if accuracy is not None else -math.inf), number)
+
+    return sorted(numbers, key=key)
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _trial_row(trial: FrozenTrial, metric_names: Sequence[str]) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {
+        "number": trial.number,
+        "state": trial.state.name,
+        "values": list(trial.values) if trial.values is not None else None,
+        "params": dict(trial.params),
+        "history": list(attrs.get("history") or []),
+        "datetime_start": trial.datetime_start,
+        "datetime_complete": trial.datetime_complete,
+    }
+    for name in TRIAL_ATTRS:
+        row[name] = _finite_or_none(attrs.get(name))
+    # The objective values are what the sampler saw; prefer them over the attrs when present.
+    if trial.values is not None:
+        for name, value in zip(metric_names, trial.values):
+            if name in AXES or name in TRIAL_ATTRS:
+                value = _finite_or_none(float(value))
+                # Optuna stores every value as a float; counts read better as ints.
+                if value is not None and name in _INT_METRICS:
+                    value = int(round(value))
+                row[name] = value
+    if row["val_accuracy"] is None and row["history"]:
+        row["val_accuracy"] = _finite_or_none(row["history"][-1].get("val_accuracy"))
+    return row
+
+
+def describe_distribution(distribution: BaseDistribution) -> str:
+    """A short human description of a parameter's range, e.g. ``[1e-4, 0.1] log``.
+
+    Args:
+        distribution: An Optuna distribution.
+
+    Returns:
+        The description.
+    """
+    if isinstance(distribution, CategoricalDistribution):
+        return "{" + ", ".join(str(c) for c in distribution.choices) + "}"
+    if isinstance(distribution, (FloatDistribution, IntDistribution)):
+        text = f"[{distribution.low:g}, {distribution.high:g}]"
+        if distribution.log:
+            text += " log"
+        if distribution.step is not None and not (
+            isinstance(distribution, IntDistribution) and distribution.step == 1
+        ):
+            text += f" step {distribution.step:g}"
+        return text
+    return repr(distribution)
+
+
+def _search_space(trials: Sequence[FrozenTrial], definition: Mapping[str, Any]) -> dict[str, str]:
+    space: dict[str, str] = {}
+    for trial in trials:
+        for name, distribution in trial.distributions.items():
+            space.setdefault(name, describe_distribution(distribution))
+    # Fixed values in the definition never become Optuna params; show them so the slide is whole.
+    declared = definition.get("space") or {}
+    if isinstance(declared, Mapping):
+        declared = declared.get("params", declared)
+    if isinstance(declared, Mapping):
+        for name, spec in declared.items():
+            if name not in space and not isinstance(spec, (Mapping, list, tuple)):
+                space[name] = f"fixed: {spec}"
+    return dict(sorted(space.items()))
+
+
+def _varying_params(trials: Sequence[FrozenTrial]) -> list[str]:
+    seen: dict[str, set[str]] = {}
+    for trial in trials:
+        for name, value in trial.params.items():
+            seen.setdefault(name, set()).add(repr(value))
+    return sorted(name for name, values in seen.items() if len(values) > 1)
+
+
+def _importance_target(axis: str, rows: Mapping[int, Mapping[str, Any]]):
+    def target(trial: FrozenTrial) -> float:
+        value = rows[trial.number].get(axis)
+        if value is None:
+            return math.nan  # optuna's evaluators skip non-finite targets
+        value = float(value)
+        if axis in _LOG_TARGETS:
+            return math.log10(value) if value > 0 else math.nan
+        return value
+
+    return target
+
+
+def _importances(
+    study: optuna.Study,
+    targets: Sequence[str],
+    rows: Mapping[int, Mapping[str, Any]],
+    varying: Sequence[str],
+) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    importances: dict[str, dict[str, float]] = {}
+    notes: dict[str, str] = {}
+    complete = [r for r in rows.values() if r["state"] == "COMPLETE"]
+    for axis in targets:
+        usable = [r for r in complete if r.get(axis) is not None]
+        if len(usable) < MIN_TRIALS_FOR_IMPORTANCE:
+            notes[axis] = (
+                f"importance for {axis} needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials "
+                f"that record it (got {len(usable)})"
+            )
+            continue
+        if len(varying) < 2:
+            notes[axis] = (
+                f"importance for {axis} needs at least two varying parameters (got {len(varying)})"
+            )
+            continue
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        try:
+            result = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, target=_importance_target(axis, rows)
+            )
+        # A report must not fail for want of an importance: conditional spaces, constant
+        # targets or too few trials per parameter make fANOVA raise in many ways.
+        except Exception as error:  # noqa: BLE001
+            notes[axis] = f"importance for {axis} could not be computed: {error}"
+            continue
+        if not result or not all(math.isfinite(v) for v in result.values()):
+            notes[axis] = f"importance for {axis} could not be computed: no parameter varies in every trial"
+            continue
+        importances[axis] = {name: float(v) for name, v in result.items()}
+    return importances, notes
+
+
+def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> StudyReport:
+    """Collect a study into a :class:`StudyReport`.
+
+    The front is built from COMPLETE trials only: pruned trials ran a smaller budget, so they
+    are listed apart (``pruned_numbers``) and drawn with their own marker.
+
+    Args:
+        study: A loaded Optuna study written by ``hpo run``, or any study whose trials carry the
+            user attributes in :data:`TRIAL_ATTRS`.
+        axes: Front axes, full or short names (see pareto.resolve_axes).
+
+    Returns:
+        The report.
+
+    Raises:
+        ConfigError: For unknown axes or an invalid ``hypervolume_reference`` in the study.
+    """
+    axes = resolve_axes(axes)
+    study_attrs = study.user_attrs
+    definition = dict(study_attrs.get("definition") or {})
+    reference = resolve_reference(definition.get("hypervolume_reference"))
+    directions = [d.name.lower() for d in study.directions]
+    metric_names = list(study.metric_names or [])
+    if not metric_names:
+        metric_names = ["val_accuracy"] if len(directions) == 1 else [f"value_{i}" for i in range(len(directions))]
+
+    trials = study.get_trials(deepcopy=False)
+    rows = [_trial_row(trial, metric_names) for trial in trials]
+    by_number = {row["number"]: row for row in rows}
+    complete = [row for row in rows if row["state"] == "COMPLETE"]
+
+    pair_fronts = {
+        axis: front_info(complete, ["val_accuracy", axis], reference)
+        for axis in ("param_count", "train_seconds", "macs")
+        if axis in axes or axis in ("param_count", "train_seconds")
+    }
+    varying = _varying_params(trials)
+    targets = list(dict.fromkeys(["val_accuracy", *axes]))
+    importances, notes = _importances(study, targets, by_number, varying)
+
+    return StudyReport(
+        name=study.study_name,
+        definition=definition,
+        hardware=study_attrs.get("hardware"),
+        hpo_version=study_attrs.get("hpo_version"),
+        directions=directions,
+        metric_names=metric_names,
+        trials=rows,
+        state_counts=dict(Counter(row["state"] for row in rows)),
+        stop_reason_counts=dict(Counter(row["stop_reason"] for row in rows if row["stop_reason"])),
+        compute_seconds=float(sum(row["train_seconds"] or 0.0 for row in rows)),
+        axes=axes,
+        reference=reference,
+        front=front_info(complete, axes, reference),
+        pair_fronts=pair_fronts,
+        pruned_numbers=[row["number"] for row in rows if row["state"] == "PRUNED"],
+        varying_params=varying,
+        search_space=_search_space(trials, definition),
+        importances=importances,
+        importance_notes=notes,
+        n_trials=study_attrs.get("n_trials", definition.get("n_trials")),
+    )
+
+
+def front_table(report: StudyReport) -> list[dict[str, Any]]:
+    """The front trials as table rows, best validation accuracy first.
+
+    Columns: ``trial``, ``val_accuracy``, ``param_count``, ``macs``, ``train_seconds``,
+    ``test_accuracy`` (only when some front trial was evaluated with ``hpo evaluate``), ``knee``
+    (True on the knee trial), then one column per varying parameter (None when the trial does
+    not use it, e.g. ``resnet.depth`` on a DenseNet trial).
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        One dict per front trial, with the same keys in the same order in every row.
+    """
+    front = report.front_rows
+    evaluated = any(row.get("test_accuracy") is not None for row in front)
+    table = []
+    for row in front:
+        entry: dict[str, Any] = {
+            "trial": row["number"],
+            "val_accuracy": row.get("val_accuracy"),
+            "param_count": row.get("param_count"),
+            "macs": row.get("macs"),
+            "train_seconds": row.get("train_seconds"),
+        }
+        if evaluated:
+            entry["test_accuracy"] = row.get("test_accuracy")
+        entry["knee"] = row["number"] == report.knee_trial
+        for name in report.varying_params:
+            entry[name] = row["params"].get(name)
+        table.append(entry)
+    return table
+
+
+def history_arrays(row: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch values of one metric from a trial row's ``history``.
+
+    Args:
+        row: A trial row of a :class:`StudyReport`.
+        key: A history key, e.g. ``val_accuracy`` or ``train_accuracy``.
+
+    Returns:
+        (epochs, values) as float arrays; epochs without the key are skipped.
+    """
+    epochs, values = [], []
+    for position, record in enumerate(row.get("history") or []):
+        value = record.get(key)
+        if value is None:
+            continue
+        epochs.append(float(record.get("epoch", position + 1)))
+        values.append(float(value))
+    return np.asarray(epochs), np.asarray(values)
+
+
+__all__ = [
+    "DEFAULT_AXES",
+    "StudyReport",
+    "collect",
+    "describe_distribution",
+    "format_cell",
+    "format_count",
+    "front_table",
+    "history_arrays",
+]
+
+
+def format_count(value: float | None) -> str:
+    """A count in short engineering form: 950, 12.3k, 1.25M, 3.4G.
+
+    Args:
+        value: The count, or None.
+
+    Returns:
+        The text ("-" for None).
+    """
+    if value is None:
+        return "-"
+    value = float(value)
+    for bound, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= bound:
+            return f"{value / bound:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def format_cell(column: str, value: Any) -> str:
+    """How a front-table or trial value is shown to people (CSV keeps raw numbers).
+
+    Args:
+        column: The column or attribute name (accuracies as %, counts short, seconds to 0.1 s).
+        value: The value.
+
+    Returns:
+        The text ("-" for None).
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if column.endswith("accuracy") and isinstance(value, (int, float)):
+        return f"{100 * value:.2f}%"
+    if column in ("param_count", "macs", "peak_memory_bytes") and isinstance(value, (int, float)):
+        return format_count(value)
+    if column.endswith("seconds") and isinstance(value, (int, float)):
+        return f"{value:.1f}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,184 @@
+"""Every export format, read back: the front trials and key numbers are really in the files."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from hpo.analysis import export as export_module
+from hpo.analysis.export import BROWSER_MISSING, export, tex_escape
+from hpo.analysis.report import StudyReport, front_table
+from hpo.errors import ConfigError, HpoError
+
+
+def test_csv_parses_and_matches_the_front(report: StudyReport, tmp_path):
+    (path,) = export(report, "csv", tmp_path / "front.csv")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    table = front_table(report)
+    assert [int(r["trial"]) for r in rows] == [row["trial"] for row in table]
+    for parsed, row in zip(rows, table):
+        assert float(parsed["val_accuracy"]) == pytest.approx(row["val_accuracy"])
+        assert int(parsed["param_count"]) == row["param_count"]
+        assert float(parsed["train_seconds"]) == pytest.approx(row["train_seconds"])
+        assert (parsed["knee"] == "True") == row["knee"]
+        assert int(parsed["width"]) == row["width"]
+
+
+def test_markdown_has_one_row_per_front_trial(report: StudyReport, tmp_path):
+    (path,) = export(report, "md", tmp_path / "front.md")
+    text = path.read_text()
+    rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [int(line.split("|")[1]) for line in rows] == [r["trial"] for r in front_table(report)]
+    knee_row = next(line for line in rows if int(line.split("|")[1]) == report.knee_trial)
+    assert "yes" in knee_row
+    assert "synthetic" in text and f"{report.hypervolume:.4f}" in text
+
+
+def test_latex_is_a_booktabs_tabular_with_escaped_names(report: StudyReport, tmp_path):
+    (path,) = export(report, "tex", tmp_path / "front.tex")
+    text = path.read_text()
+    assert "\\begin{tabular}" in text and "\\toprule" in text and "\\bottomrule" in text
+    assert "batch\\_size" in text and "batch_size" not in text.replace("batch\\_size", "")
+    body = text.split("\\midrule")[1].split("\\bottomrule")[0]
+    numbers = [int(line.split("&")[0]) for line in body.strip().splitlines()]
+    assert numbers == [r["trial"] for r in front_table(report)]
+    assert "\\%" in body  # accuracies as escaped percentages
+
+
+def test_tex_escape():
+    assert tex_escape("a_b & 50% #1 {x} ~ ^ \\") == (
+        "a\\_b \\& 50\\% \\#1 \\{x\\} \\textasciitilde{} \\textasciicircum{} \\textbackslash{}"
+    )
+
+
+def test_html_is_self_contained_and_lists_the_front(report: StudyReport, tmp_path):
+    (path,) = export(report, "html", tmp_path / "report.html")
+    text = path.read_text()
+    assert text.count('class="plotly-graph-div"') == 5
+    assert not re.search(r"<script[^>]*\bsrc=", text)  # nothing fetched: plotly.js is inline
+    assert len(text) > 1_000_000
+    for number in report.front.front_trial_numbers:
+        assert f'id="trial-{number}"' in text
+    assert f'id="trial-{report.knee_trial}" class="knee"' in text
+    assert f"Knee trial {report.knee_trial} in detail" in text
+    assert "synthetic" in text and "minicifar" in text and "1x CPU (test)" in text
+    assert f"{report.hypervolume:.4f}" in text
+
+
+def test_a_folder_as_out_gets_the_study_name(report: StudyReport, tmp_path):
+    (path,) = export(report, "md", tmp_path)
+    assert path == tmp_path / "synthetic.md" and path.exists()
+
+
+def test_unknown_format_is_refused(report: StudyReport, tmp_path):
+    with pytest.raises(ConfigError, match="unknown export format 'docx'"):
+        export(report, "docx", tmp_path / "x.docx")
+
+
+def test_missing_browser_is_one_sentence(report: StudyReport, tmp_path, monkeypatch):
+    from choreographer.cli._cli_utils import get_chrome_download_path
+
+    local = get_chrome_download_path(mkdir=False)
+    if local is not None and local.exists():
+        pytest.skip("a choreographer-downloaded Chrome is found before BROWSER_PATH")
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chrome"))
+    with pytest.raises(HpoError) as error:
+        export(report, "png", tmp_path / "png")
+    assert str(error.value) == BROWSER_MISSING
+    assert not (tmp_path / "png").exists()
+
+
+# --- browser: png, svg, pptx ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_browser():
+    """One Chromium for all the browser tests of this module: each launch costs seconds."""
+    try:
+        export_module.find_browser()
+    except HpoError:
+        yield  # the `browser` fixture skips or fails each test
+        return
+    with export_module.browser_session():
+        yield
+
+
+FIGURES = ["front_params", "front_time", "learning_curves", "importance", "history"]
+
+
+@pytest.mark.browser
+def test_png_writes_one_image_per_figure(report: StudyReport, tmp_path, browser, one_browser):
+    paths = export(report, "png", tmp_path / "figures")
+    assert [p.name for p in paths] == [f"{name}.png" for name in FIGURES]
+    for path in paths:
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert (width, height) == (2400, 1350)  # 1200 x 675 at scale 2
+        assert len(data) > 20_000
+
+
+@pytest.mark.browser
+def test_svg_writes_one_drawing_per_figure(report: StudyReport, tmp_path, browser, one_browser):
+    paths = export(report, "svg", tmp_path / "figures")
+    assert [p.name for p in paths] == [f"{name}.svg" for name in FIGURES]
+    for path in paths:
+        text = path.read_text()
+        assert re.search(r"<svg[^>]*xmlns=\"http://www.w3.org/2000/svg\"", text)
+        assert len(text) > 5_000
+    assert f"trial {report.knee_trial}" in (tmp_path / "figures" / "front_params.svg").read_text()
+
+
+@pytest.mark.browser
+def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, browser, one_browser):
+    from pptx import Presentation
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+    from pptx.util import Inches
+
+    (path,) = export(report, "pptx", tmp_path / "deck.pptx")
+    deck = Presentation(str(path))
+    assert (deck.slide_width, deck.slide_height) == (Inches(13.333), Inches(7.5))
+    slides = list(deck.slides)
+    titles = [slide.shapes.title.text for slide in slides]
+    assert titles == [
+        "HPO study: synthetic",
+        "Search space & strategy",
+        "Accuracy vs parameters",
+        "Accuracy vs training time",
+        "Pareto front trials",
+        "Learning curves of the front",
+        "Hyperparameter importance",
+        f"Knee trial {report.knee_trial} in detail",
+    ]
+
+    def text_of(slide) -> str:
+        parts = []
+        for shape in slide.shapes:
+            if shape.has_text_frame:
+                parts.append(shape.text_frame.text)
+            if shape.has_table:
+                parts += [cell.text for row in shape.table.rows for cell in row.cells]
+        return "\n".join(parts)
+
+    title_text = text_of(slides[0])
+    assert "minicifar" in title_text and "1x CPU (test)" in title_text and "20 trials" in title_text
+    strategy = text_of(slides[1])
+    assert "nsga2" in strategy and "14 complete, 4 pruned, 2 failed" in strategy and "lr" in strategy
+    for index in (2, 3, 5, 6):
+        assert any(s.shape_type == MSO_SHAPE_TYPE.PICTURE for s in slides[index].shapes), titles[index]
+    table = next(s for s in slides[4].shapes if s.has_table).table
+    numbers = [int(row.cells[0].text) for row in list(table.rows)[1:]]
+    assert numbers == [r["trial"] for r in front_table(report)][: export_module.MAX_SLIDE_ROWS]
+    knee = text_of(slides[7])
+    assert "width" in knee and "val_accuracy" in knee
+    # Nothing placed outside the slide.
+    for slide in slides:
+        for shape in slide.shapes:
+            assert shape.left + shape.width <= deck.slide_width, (slide.shapes.title.text, shape.name)
+            assert shape.top + shape.height <= deck.slide_height, (slide.shapes.title.text, shape.name)
+
