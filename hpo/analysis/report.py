@@ -293,6 +293,9 @@ def _importances(
     return importances, notes
 
 
+TEST_ACCURACY_PREFIX = "test_accuracy:"
+
+
 def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> StudyReport:
     """Collect a study into a :class:`StudyReport`.
 
@@ -321,6 +324,12 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
 
     trials = study.get_trials(deepcopy=False)
     rows = [_trial_row(trial, metric_names) for trial in trials]
+    # `hpo evaluate` runs after trials finish, when Optuna no longer lets trial attributes change,
+    # so test accuracies live in the study's attributes as test_accuracy:<trial number>.
+    for row in rows:
+        stored = study_attrs.get(f"{TEST_ACCURACY_PREFIX}{row['number']}")
+        if row.get("test_accuracy") is None and stored is not None:
+            row["test_accuracy"] = _finite_or_none(stored)
     by_number = {row["number"]: row for row in rows}
     complete = [row for row in rows if row["state"] == "COMPLETE"]
 

@@ -1,0 +1,163 @@
+"""After the search: test-set accuracy from saved checkpoints, and retraining a trial to check it.
+
+The test split is never used during a search; ``evaluate_trials`` is the only place that reads
+it, from the checkpoints stored in the artifact store (no retraining).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from hpo import study as studies
+from hpo.analysis.report import TEST_ACCURACY_PREFIX
+from hpo.errors import HpoError
+
+
+@dataclass
+class Evaluation:
+    """Test-set result of one trial."""
+
+    trial: int
+    val_accuracy: float | None
+    test_accuracy: float
+    test_loss: float
+
+
+def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == number:
+            return trial
+    raise HpoError(f"study {study.study_name!r} has no trial {number}; `hpo status {study.study_name}` lists them")
+
+
+def pareto_trial_numbers(study: optuna.Study) -> list[int]:
+    """The trials on the study's front (accuracy, parameters, training time), from complete trials."""
+    from hpo.analysis.report import collect
+
+    return list(collect(study).front.front_trial_numbers)
+
+
+def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | None, device: str = "auto",
+                    artifacts: str | None = None) -> list[Evaluation]:
+    """Measure test accuracy of trials from their stored checkpoints, and store it with the study.
+
+    Args:
+        study: the study.
+        numbers: trial numbers (COMPLETE trials with a checkpoint).
+        data_dir: data folder (same data as the search: the fingerprint is checked).
+        device: where to evaluate.
+        artifacts: the artifact store folder.
+
+    Returns:
+        One evaluation per trial.
+    """
+    from hpo.data import load_dataset
+    from hpo.device import resolve_device
+    from hpo.space import decode_params
+    from hpo.storage import open_artifact_store
+    from hpo.train import CheckpointError, eval_normalization, evaluate, load_checkpoint
+
+    config = studies.definition_of(study)
+    dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)
+    studies.check_fingerprint(study, dataset.fingerprint)
+    dev = resolve_device(device)
+    store = open_artifact_store(artifacts)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="hpo-eval-") as tmp:
+        for number in numbers:
+            trial = _trial(study, number)
+            artifact = trial.user_attrs.get("checkpoint")
+            if trial.state != TrialState.COMPLETE or not artifact:
+                raise HpoError(f"trial {number} is {trial.state.name.lower()} and has no final checkpoint; "
+                               "evaluate complete trials (e.g. --pareto)")
+            path = Path(tmp) / f"trial-{number}.pt"
+            try:
+                optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact)
+                state = load_checkpoint(path, map_location="cpu")
+            except (OSError, CheckpointError, optuna.artifacts.exceptions.ArtifactNotFound) as exc:
+                raise HpoError(f"trial {number}: its checkpoint {artifact} cannot be read from the artifact store "
+                               f"{store._base_path if hasattr(store, '_base_path') else ''} ({exc}); pass --artifacts "
+                               "with the folder the workers used") from None
+            params = decode_params(config.space, trial.params)
+            model, _train_config, _ = studies.build_trial_model(config, params, len(dataset.classes))
+            model.load_state_dict(state["model"])
+            model.to(dev)
+            mean, std = eval_normalization(model, dataset)
+            loss, accuracy = evaluate(model, dataset.test, device=dev, mean=mean, std=std, batch_size=1024)
+            study.set_user_attr(f"{TEST_ACCURACY_PREFIX}{number}", float(accuracy))
+            results.append(Evaluation(number, trial.user_attrs.get("val_accuracy"), float(accuracy), float(loss)))
+    return results
+
+
+@dataclass
+class Reproduction:
+    """A retrained trial against its stored result."""
+
+    trial: int
+    stored_val_accuracy: float | None
+    val_accuracy: float
+    stored_train_seconds: float | None
+    train_seconds: float
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.stored_val_accuracy is None else self.val_accuracy - self.stored_val_accuracy
+
+
+def reproduce_trial(study: optuna.Study, number: int, *, data_dir: str | None, device: str = "auto",
+                    on_epoch=None) -> Reproduction:
+    """Retrain a trial from its stored parameters and the study seed, for as many epochs as it ran.
+
+    Returns:
+        The new and the stored validation accuracy (identical on CPU for the same package versions).
+    """
+    from hpo.data import load_dataset
+    from hpo.device import resolve_device
+    from hpo.space import decode_params
+    from hpo.train import train
+
+    config = studies.definition_of(study)
+    trial = _trial(study, number)
+    if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+        raise HpoError(f"trial {number} is {trial.state.name.lower()}; reproduce a complete or pruned trial")
+    dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)
+    studies.check_fingerprint(study, dataset.fingerprint)
+    params = decode_params(config.space, trial.params)
+    model, train_config, _ = studies.build_trial_model(config, params, len(dataset.classes))
+    epochs = int(trial.user_attrs.get("epochs_run") or train_config.epochs)
+    # A pruned trial stopped early: rerun the same epochs under the same schedule (its full length).
+    history = _train_epochs(train, model, dataset, train_config, epochs, resolve_device(device), on_epoch)
+    return Reproduction(
+        trial=number,
+        stored_val_accuracy=trial.user_attrs.get("val_accuracy"),
+        val_accuracy=float(history[-1].val_accuracy),
+        stored_train_seconds=trial.user_attrs.get("train_seconds"),
+        train_seconds=float(history[-1].elapsed_seconds),
+    )
+
+
+class _StopAfter(Exception):
+    pass
+
+
+def _train_epochs(train, model, dataset, train_config, epochs, device, on_epoch) -> list:
+    """Per-epoch metrics of the first ``epochs`` epochs (the schedule keeps its full length)."""
+    history = []
+
+    def callback(metrics):
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
+        if metrics.epoch >= epochs:
+            raise _StopAfter
+
+    try:
+        train(model, dataset, train_config, device=device, on_epoch=callback)
+    except _StopAfter:
+        pass
+    return history
