@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import warnings
 
 from hpo.errors import ConfigError, HpoError
+
+# Optuna flags features such as metric names as experimental; that is noise for hpo's users.
+warnings.filterwarnings("ignore", message=r".*is experimental.*")
 
 app = typer.Typer(
     help="Hyperparameter optimisation of CIFAR-sized image classifiers on Optuna studies.",
@@ -392,9 +396,15 @@ def train(
                               f"nor a trainer option ({', '.join(sorted(train_fields))})")
     knobs = parse_overrides(knob_pairs, families()[family].config_cls)
     if depth is not None:
+        if "depth" not in model_fields:
+            raise ConfigError(f"--depth: model family {family} has no depth knob; its knobs are {', '.join(sorted(model_fields))}")
         knobs["depth"] = parse_overrides([f"depth={depth}"], families()[family].config_cls)["depth"]
     if width is not None:
-        knobs["width"] = width
+        # DenseNet's width is its growth rate; families without a width knob refuse --width.
+        width_knob = "growth_rate" if family == "densenet" else "width"
+        if width_knob not in model_fields:
+            raise ConfigError(f"--width: model family {family} has no width knob; its knobs are {', '.join(sorted(model_fields))}")
+        knobs[width_knob] = width
     options = parse_overrides(train_pairs, TrainConfig)
     config = TrainConfig(**{**options, "epochs": epochs, "seed": seed})
     try:

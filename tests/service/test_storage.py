@@ -1,0 +1,80 @@
+"""Storage URLs, password masking, and every storage kind opening for real."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo.errors import ConfigError
+from hpo.storage import mask_text, mask_url, open_storage, resolve_storage_url, safe_component, storage_kind
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    assert resolve_storage_url() == "sqlite:///hpo.db"
+    monkeypatch.setenv("HPO_STORAGE", "sqlite:///env.db")
+    assert resolve_storage_url() == "sqlite:///env.db"
+    url_file = tmp_path / "url"
+    url_file.write_text("\n  postgresql://u:pw@h/db  \n")
+    assert resolve_storage_url(storage_file=url_file) == "postgresql://u:pw@h/db"
+    assert resolve_storage_url("sqlite:///cli.db", url_file) == "sqlite:///cli.db"
+    with pytest.raises(ConfigError, match="empty"):
+        (tmp_path / "empty").write_text("")
+        resolve_storage_url(storage_file=tmp_path / "empty")
+
+
+def test_passwords_are_masked():
+    url = "postgresql://hpo:s3cr3t@db.example:5432/hpo"
+    assert mask_url(url) == "postgresql://hpo:***@db.example:5432/hpo"
+    assert "s3cr3t" not in mask_text(f"could not connect to {url}: password s3cr3t refused", url)
+    assert mask_url("sqlite:///hpo.db") == "sqlite:///hpo.db"
+
+
+@pytest.mark.parametrize("url,kind", [("sqlite:///a.db", "sqlite"), ("postgresql://x/y", "postgresql"),
+                                      ("postgresql+psycopg://x/y", "postgresql"), ("mysql://r@h/d", "mysql"),
+                                      ("journal:///a.log", "journal"), ("redis://h:6379/0", "redis")])
+def test_storage_kinds(url, kind):
+    assert storage_kind(url) == kind
+
+
+def test_unknown_scheme_and_unreachable_server_are_one_sentence():
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        storage_kind("mongodb://x")
+    with pytest.raises(ConfigError) as info:
+        open_storage("postgresql://postgres:hunter2@127.0.0.1:1/test")
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs", "a\x00b", ".hidden", "a/b", "..", ""])
+def test_hostile_names_are_refused(bad):
+    with pytest.raises(ConfigError):
+        safe_component(bad)
+
+
+def _roundtrip(url: str, name: str) -> None:
+    storage = open_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    again = optuna.load_study(study_name=name, storage=open_storage(url))
+    assert len(again.trials) == 3
+    optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_sqlite_and_journal_file(tmp_path, unique_name):
+    _roundtrip(f"sqlite:///{tmp_path}/s.db", unique_name)
+    _roundtrip(f"journal:///{tmp_path}/s.log", unique_name)
+
+
+@pytest.mark.postgres
+def test_postgresql(postgres_url, unique_name):
+    _roundtrip(postgres_url, unique_name)
+
+
+@pytest.mark.mysql
+def test_mysql(mysql_url, unique_name):
+    _roundtrip(mysql_url, unique_name)
+
+
+@pytest.mark.redis
+def test_redis_journal(redis_url, unique_name):
+    _roundtrip(redis_url, unique_name)

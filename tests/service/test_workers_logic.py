@@ -1,0 +1,102 @@
+"""The worker loop's decisions on real Optuna storages: budget, stale trials, retries, slots."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from hpo import study as studies
+from hpo import workers
+from hpo.errors import ConfigError, DeviceError, HpoError
+
+
+def _study(n_trials: int = 3) -> optuna.Study:
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize")
+    study.set_user_attr(studies.ATTR_N_TRIALS, n_trials)
+    return study
+
+
+def _add(study, state, number_value=0.5, **user_attrs):
+    study.add_trial(create_trial(state=state, value=number_value if state == TrialState.COMPLETE else None,
+                                 params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, user_attrs=user_attrs))
+
+
+@pytest.mark.parametrize(
+    "finished,running,waiting,expected",
+    [(3, 0, 0, "stop"), (4, 0, 0, "stop"), (2, 0, 0, "ask"), (2, 1, 0, "wait"), (1, 1, 0, "ask"), (2, 1, 1, "ask")],
+)
+def test_next_action_follows_the_budget(finished, running, waiting, expected):
+    assert workers.next_action(workers.BudgetState(finished, running, waiting), 3) == expected
+
+
+def test_beyond_budget_fails_only_the_highest_numbers():
+    study = _study()
+    for _ in range(2):
+        _add(study, TrialState.COMPLETE)
+    a = study.ask()  # number 2: within N=3
+    b = study.ask()  # number 3: a concurrent worker took the last slot
+    assert not workers.beyond_budget(study, a.number, 3)
+    assert workers.beyond_budget(study, b.number, 3)
+
+
+def test_stale_trial_is_failed_and_retried_once(monkeypatch):
+    monkeypatch.setenv("HPO_HEARTBEAT_SECONDS", "1")
+    study = _study()
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("checkpoint", "artifact-123")
+    study._storage.set_trial_system_attr(trial._trial_id, studies.SYS_HEARTBEAT, time.time() - 10)
+    fresh = study.ask()
+    study._storage.set_trial_system_attr(fresh._trial_id, studies.SYS_HEARTBEAT, time.time())
+
+    assert workers.reap_stale_trials(study) == [trial.number]
+    assert workers.reap_stale_trials(study) == []  # already reaped: no second retry
+    lost = study.get_trials()[trial.number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["stop_reason"] == "worker_lost"
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1
+    retry = waiting[0]
+    assert retry.params == lost.params
+    assert retry.system_attrs[studies.SYS_RESUME] == "artifact-123"
+    assert retry.system_attrs[studies.SYS_RETRIES] == 1
+    assert study.get_trials()[fresh.number].state == TrialState.RUNNING
+
+
+def test_retries_stop_after_two():
+    study = _study()
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
+                                 system_attrs={studies.SYS_RETRIES: 2, studies.SYS_RETRY_OF: 0}))
+    assert studies.enqueue_retry(study, study.get_trials()[0], "interrupted") is False
+    assert not study.get_trials(states=(TrialState.WAITING,))
+
+
+def test_failure_streak_stops_the_study():
+    study = _study(n_trials=3)
+    _add(study, TrialState.COMPLETE)
+    for _ in range(2):
+        _add(study, TrialState.FAIL, stop_reason="error", error="boom")
+    _add(study, TrialState.FAIL, stop_reason="interrupted")  # not the configuration's fault
+    workers.check_failure_streak(study, 3)
+    _add(study, TrialState.FAIL, stop_reason="oom", error="out of memory")
+    with pytest.raises(HpoError, match="3 consecutive failed trials"):
+        workers.check_failure_streak(study, 3)
+
+
+def test_plan_slots_on_cpu():
+    slots = workers.plan_slots("cpu", per_device=3)
+    assert [s.device for s in slots] == ["cpu"] * 3
+    assert all(s.threads >= 1 for s in slots)
+    assert [s.device for s in workers.plan_slots("cpu", workers=2)] == ["cpu", "cpu"]
+
+
+def test_plan_slots_refuses_missing_devices_and_bad_counts():
+    with pytest.raises(DeviceError, match="cuda:3"):
+        workers.plan_slots("cuda:3")
+    with pytest.raises(ConfigError, match="--per-device"):
+        workers.plan_slots("cpu", per_device=0)
+    with pytest.raises(ConfigError, match="--workers"):
+        workers.plan_slots("cpu", workers=0)
