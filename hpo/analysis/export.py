@@ -346,7 +346,8 @@ def _summary_sentence(report: StudyReport) -> str:
     axes = ", ".join(report.axes)
     text = (
         f"{_counts_text(report)} trials, {_duration(report.compute_seconds)} of training; "
-        f"front on ({axes}) has {len(report.front.front_trial_numbers)} trials, "
+        f"front on ({axes}) has {len(report.front.front_trial_numbers)} "
+        f"{'trial' if len(report.front.front_trial_numbers) == 1 else 'trials'}, "
         f"hypervolume {report.hypervolume:.4f}"
     )
     if knee is not None:
@@ -548,8 +549,9 @@ def write_pptx(report: StudyReport, out: Path) -> None:
             _picture_slide(deck, "Accuracy vs MACs", images["front_macs"])
         _front_table_slide(deck, report)
         _picture_slide(deck, "Learning curves of the front", images["learning_curves"])
+        # Without any importance the figure itself states why; a note repeating it is noise.
         _picture_slide(deck, "Hyperparameter importance", images["importance"],
-                       note="; ".join(report.importance_notes.values()))
+                       note="; ".join(report.importance_notes.values()) if report.importances else "")
         _knee_slide(deck, report)
         deck.save(str(out))
 
@@ -591,6 +593,7 @@ def _table(slide: Any, headers: Sequence[str], rows: Sequence[Sequence[str]], le
         Inches(row_height * (len(rows) + 1)),
     )
     table = shape.table
+    _fit_column_widths(table, [list(headers), *[list(v) for v in rows]], Inches(width))
     for r, values in enumerate([list(headers), *[list(v) for v in rows]]):
         table.rows[r].height = Inches(row_height)
         for c, value in enumerate(values):
@@ -600,6 +603,23 @@ def _table(slide: Any, headers: Sequence[str], rows: Sequence[Sequence[str]], le
                 for run in paragraph.runs:
                     run.font.size = Pt(size)
                     run.font.bold = r == 0 or (r - 1) in bold_rows
+
+
+def _fit_column_widths(table: Any, cells: Sequence[Sequence[str]], total: int) -> None:
+    """Share the table's width among columns by their longest text, so that short columns do not
+    take the room that headers like ``cnn.channels`` need to stay on one line."""
+    from pptx.util import Emu
+
+    # Each column gets its longest line plus padding, in characters; the cap keeps one very long
+    # value (a checkpoint id, wrapping at its dashes) from squeezing names like peak_memory_bytes.
+    weights = [
+        min(max((len(line) for row in cells for line in str(row[c]).splitlines()), default=0), 24) + 3
+        for c in range(len(cells[0]))
+    ]
+    widths = [total * w // sum(weights) for w in weights]
+    widths[-1] += total - sum(widths)
+    for column, width in zip(table.columns, widths):
+        column.width = Emu(width)
 
 
 def _title_slide(deck: Any, report: StudyReport) -> None:

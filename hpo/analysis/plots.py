@@ -219,12 +219,16 @@ def plot_importances(report: StudyReport) -> go.Figure:
                 marker={"color": colour},
             )
         )
-    if not fig.data:
-        notes = "<br>".join(report.importance_notes.values()) or "no importance computed"
-        fig.add_annotation(text=notes, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     _layout(fig, f"{report.name}: hyperparameter importance (fANOVA)",
             "Importance (fraction of variance explained)", "")
     fig.update_layout(barmode="group")
+    if not fig.data:
+        notes = "<br>".join(report.importance_notes.values()) or "no importance computed"
+        fig.add_annotation(text=notes, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                           font={"size": FONT_SIZE + 2})
+        # Empty axes with made-up ticks would suggest data; show only the reason.
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     return fig
 
 

@@ -1,0 +1,104 @@
+"""After the search, on a real study: `hpo pareto`, `hpo evaluate`, `hpo export --format csv`, `hpo reproduce`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from optuna._hypervolume import compute_hypervolume
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from e2ekit import EPOCHS, HPO, N_CLASSES, TEST_PER_CLASS, E2EStudy
+from hpo.cli import app
+
+pytestmark = pytest.mark.slow
+
+runner = CliRunner()
+
+
+def hpo(*args: str) -> str:
+    """Run one `hpo` command in-process and return its output (exit code 0 asserted)."""
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_pareto_json_agrees_with_optuna(e2e_study: E2EStudy):
+    study = e2e_study.load()
+    assert study.metric_names == ["val_accuracy", "param_count", "train_seconds"]
+    report = json.loads(hpo("pareto", "--study", e2e_study.name, "--storage", e2e_study.url, "--format", "json"))
+    assert report["study"] == e2e_study.name
+    assert report["axes"] == ["val_accuracy", "param_count", "train_seconds"]
+
+    best = {t.number: t for t in study.best_trials}
+    numbers = [row["trial"] for row in report["front"]]
+    assert sorted(numbers) == sorted(best)
+    assert numbers == sorted(best, key=lambda n: (-best[n].values[0], n))  # best accuracy first
+    for row in report["front"]:
+        assert [row["val_accuracy"], row["param_count"], row["train_seconds"]] == pytest.approx(best[row["trial"]].values)
+        assert row["knee"] == (row["trial"] == report["knee_trial"])
+
+    # The documented normalisation, computed here by hand: 1 - accuracy, log10(params) / log10(1e8),
+    # seconds / 600. The hypervolume is Optuna's over the unit box; the knee is nearest the ideal point.
+    values = np.array([best[n].values for n in numbers])
+    losses = np.column_stack([1 - values[:, 0], np.log10(values[:, 1]) / 8, values[:, 2] / 600])
+    assert report["hypervolume"] == pytest.approx(compute_hypervolume(losses, np.ones(3)), rel=1e-9)
+    ideal = losses.min(axis=0)
+    assert report["knee_trial"] == numbers[int(np.argmin(np.linalg.norm(losses - ideal, axis=1)))]
+
+
+def test_evaluate_pareto_stores_test_accuracy_for_the_csv(e2e_study: E2EStudy, tmp_path):
+    # Evaluate a copy, so the other tests see the study as `hpo run` left it.
+    copy = tmp_path / "study.db"
+    shutil.copyfile(e2e_study.db_path, copy)
+    url = f"sqlite:///{copy}"
+    out = hpo("evaluate", "--study", e2e_study.name, "--pareto", "--storage", url, "--data-dir", str(e2e_study.data_dir),
+              "--artifacts", str(e2e_study.artifacts), "--device", "cpu")
+    printed = {int(m[1]): (float(m[2]), float(m[3]))
+               for m in re.finditer(r"trial\s+(\d+)\s+val accuracy (\S+)\s+test accuracy (\S+)", out)}
+    study = e2e_study.load(url)
+    best = {t.number: t for t in study.best_trials}
+    assert sorted(printed) == sorted(best), out
+    n_test = N_CLASSES * TEST_PER_CLASS
+    for number, (val, test) in printed.items():
+        assert val == pytest.approx(best[number].values[0], abs=5e-5)
+        assert 0.0 <= test <= 1.0
+        assert test * n_test == pytest.approx(round(test * n_test), abs=5e-5 * n_test)  # k of the 40 test images
+
+    front_csv = tmp_path / "front.csv"
+    hpo("export", "--study", e2e_study.name, "--storage", url, "--format", "csv", "--out", str(front_csv))
+    with open(front_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert "test_accuracy" in rows[0]
+    assert {int(row["trial"]) for row in rows} == set(printed)
+    for row in rows:
+        assert float(row["test_accuracy"]) == pytest.approx(printed[int(row["trial"])][1], abs=5e-5)
+    # The original study is untouched: its front table has no test column.
+    original = tmp_path / "original.csv"
+    hpo("export", "--study", e2e_study.name, "--storage", e2e_study.url, "--format", "csv", "--out", str(original))
+    assert "test_accuracy" not in original.read_text().splitlines()[0]
+
+
+def test_reproduce_matches_the_stored_trial_on_cpu(e2e_study: E2EStudy):
+    study = e2e_study.load()
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    # A trial whose accuracy is not pinned at 0 or 1 says most about reproducing the training.
+    trial = min(complete, key=lambda t: (abs(t.user_attrs["val_accuracy"] - 0.5), t.number))
+    proc = subprocess.run(
+        HPO + ["reproduce", "--study", e2e_study.name, "--trial", str(trial.number), "--storage", e2e_study.url,
+               "--device", "cpu"],
+        env=e2e_study.env, cwd=e2e_study.folder, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    epochs = [float(m[1]) for m in re.finditer(r"^epoch\s+\d+\s+val accuracy (\S+)", proc.stdout, re.M)]
+    stored = [record["val_accuracy"] for record in trial.user_attrs["history"]]
+    assert len(epochs) == len(stored) == EPOCHS
+    assert epochs == pytest.approx(stored, abs=5e-5)
+    assert f"trial {trial.number}: val accuracy" in proc.stdout
+    assert "(difference +0.0000)" in proc.stdout, proc.stdout
