@@ -364,6 +364,7 @@ def train(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Resume from this checkpoint.")] = None,
     tensorboard: Annotated[Optional[str], typer.Option("--tensorboard", help="Write learning curves to this TensorBoard folder.")] = None,
     test: Annotated[bool, typer.Option("--test/--no-test", help="Also report test-set accuracy at the end.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: the cores available to this process).")] = None,
 ):
     """Train one model and print its per-epoch metrics (no study, no storage).
 
@@ -373,7 +374,7 @@ def train(
 
     from hpo.config import parse_overrides
     from hpo.data import DatasetConfig, load_dataset
-    from hpo.device import resolve_device
+    from hpo.device import resolve_device, set_cpu_threads
     from hpo.models import count_macs, count_params, create_model, families, variants
     from hpo.train import TrainConfig, TrainingStopped, evaluate, seed_everything
     from hpo.train import train as run_training
@@ -420,6 +421,7 @@ def train(
     except ValueError as exc:
         raise ConfigError(f"--model {model}: {exc}") from None
     dev = resolve_device(device)
+    set_cpu_threads(threads)
     typer.echo(f"{model} ({family}): {count_params(net):,} parameters, {count_macs(net, (3, 32, 32)):,} MACs/image; "
                f"{data.kind}: {len(data.train.labels)} train / {len(data.val.labels)} val images, "
                f"{len(data.classes)} classes; device {dev}")
