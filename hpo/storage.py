@@ -161,3 +161,214 @@ def safe_component(name: str, what: str = "study name") -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Riding out storage outages (a restarted database server, a busy SQLite file)
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_STORAGE_RETRY_SECONDS = 120.0
+
+
+def storage_retry_seconds() -> float:
+    """How long a worker retries a failing storage call (``HPO_STORAGE_RETRY_SECONDS``, default 120)."""
+    return float(os.environ.get("HPO_STORAGE_RETRY_SECONDS", DEFAULT_STORAGE_RETRY_SECONDS))
+
+
+def is_transient_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) means "the database is unreachable or busy for now".
+
+    Lost connections, refused connections, a server shutting down and SQLite's "database is
+    locked" are transient; invalid data, integrity errors and Optuna's own errors are not.
+    """
+    import sqlalchemy.exc as sa_exc
+
+    transient: tuple[type[BaseException], ...] = (
+        sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError, ConnectionError,
+    )
+    try:
+        import redis.exceptions as redis_exc
+
+        transient += (redis_exc.ConnectionError, redis_exc.TimeoutError)
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, transient):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class RetryingStorage(optuna.storages.BaseStorage):
+    """An Optuna storage whose calls ride out outages: transient errors are retried with backoff.
+
+    Every call that fails with a transient error (see :func:`is_transient_storage_error`) is
+    retried after 0.5 s, 1 s, 2 s, ... (at most 10 s apart), logging a warning, until it succeeds or
+    ``retry_seconds`` have passed; then an ``HpoError`` names the storage (password masked) and, for
+    a SQLite file that stays locked, points to PostgreSQL or the journal file. A trial's final state
+    is retried like everything else, so a finished trial is not lost to a database restart.
+
+    ``last_error_time`` is the time of the last transient failure this process saw: a worker that
+    has just lived through an outage knows that the other workers' heartbeats could not be written
+    either, and must not take their trials for lost (see ``hpo.workers.reap_stale_trials``).
+    """
+
+    def __init__(self, backend: optuna.storages.BaseStorage, url: str, retry_seconds: float | None = None) -> None:
+        self._backend = backend
+        self._url = url
+        self._retry_seconds = storage_retry_seconds() if retry_seconds is None else float(retry_seconds)
+        self.last_error_time = 0.0
+
+    def __getattr__(self, name: str):  # backend-specific helpers (e.g. RDBStorage.engine)
+        if name.startswith("__") or name in ("_backend", "_url", "_retry_seconds"):
+            raise AttributeError(name)
+        return getattr(self._backend, name)
+
+    def _call(self, name: str, *args, **kwargs):
+        import logging
+        import time
+
+        log = logging.getLogger("hpo")
+        method = getattr(self._backend, name)
+        deadline = time.monotonic() + self._retry_seconds
+        delay, failures = 0.5, 0
+        while True:
+            try:
+                result = method(*args, **kwargs)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if failures and name == "set_trial_state_values":
+                    # The attempt that "failed" had committed before the connection dropped.
+                    trial = self._backend.get_trial(args[0] if args else kwargs["trial_id"])
+                    wanted = args[1] if len(args) > 1 else kwargs.get("state")
+                    if trial.state == wanted:
+                        return True
+                raise
+            except Exception as exc:
+                if not is_transient_storage_error(exc):
+                    raise
+                self.last_error_time = time.time()
+                failures += 1
+                detail = mask_text(_root_message(exc), self._url)
+                if time.monotonic() + delay > deadline:
+                    advice = "check that the database server is running and reachable"
+                    if storage_kind(self._url) == "sqlite" and "locked" in detail:
+                        advice = ("SQLite cannot serve this many workers; use PostgreSQL (postgresql://...) or the "
+                                  "journal file (journal:///FILE) for this load")
+                    from hpo.errors import HpoError
+
+                    raise HpoError(
+                        f"storage {mask_url(self._url)} unreachable for {self._retry_seconds:.0f} s "
+                        f"(HPO_STORAGE_RETRY_SECONDS; last error: {detail}); {advice}"
+                    ) from None
+                log.warning("storage call %s failed (%s); retry %d in %.1f s", name, detail, failures, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if failures:
+                self.last_error_time = time.time()
+                log.warning("storage call %s succeeded after %d retries", name, failures)
+            return result
+
+    # Every BaseStorage method goes through _call (abstract ones, and the defaults a backend may speed up).
+    def create_new_study(self, directions, study_name=None):
+        return self._call("create_new_study", directions, study_name)
+
+    def delete_study(self, study_id):
+        return self._call("delete_study", study_id)
+
+    def set_study_user_attr(self, study_id, key, value):
+        return self._call("set_study_user_attr", study_id, key, value)
+
+    def set_study_system_attr(self, study_id, key, value):
+        return self._call("set_study_system_attr", study_id, key, value)
+
+    def get_study_id_from_name(self, study_name):
+        return self._call("get_study_id_from_name", study_name)
+
+    def get_study_name_from_id(self, study_id):
+        return self._call("get_study_name_from_id", study_id)
+
+    def get_study_directions(self, study_id):
+        return self._call("get_study_directions", study_id)
+
+    def get_study_user_attrs(self, study_id):
+        return self._call("get_study_user_attrs", study_id)
+
+    def get_study_system_attrs(self, study_id):
+        return self._call("get_study_system_attrs", study_id)
+
+    def get_all_studies(self):
+        return self._call("get_all_studies")
+
+    def create_new_trial(self, study_id, template_trial=None):
+        return self._call("create_new_trial", study_id, template_trial)
+
+    def set_trial_param(self, trial_id, param_name, param_value_internal, distribution):
+        return self._call("set_trial_param", trial_id, param_name, param_value_internal, distribution)
+
+    def get_trial_id_from_study_id_trial_number(self, study_id, trial_number):
+        return self._call("get_trial_id_from_study_id_trial_number", study_id, trial_number)
+
+    def get_trial_number_from_id(self, trial_id):
+        return self._call("get_trial_number_from_id", trial_id)
+
+    def get_trial_param(self, trial_id, param_name):
+        return self._call("get_trial_param", trial_id, param_name)
+
+    def set_trial_state_values(self, trial_id, state, values=None):
+        return self._call("set_trial_state_values", trial_id, state, values)
+
+    def set_trial_intermediate_value(self, trial_id, step, intermediate_value):
+        return self._call("set_trial_intermediate_value", trial_id, step, intermediate_value)
+
+    def set_trial_user_attr(self, trial_id, key, value):
+        return self._call("set_trial_user_attr", trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id, key, value):
+        return self._call("set_trial_system_attr", trial_id, key, value)
+
+    def get_trial(self, trial_id):
+        return self._call("get_trial", trial_id)
+
+    def get_all_trials(self, study_id, deepcopy=True, states=None):
+        return self._call("get_all_trials", study_id, deepcopy=deepcopy, states=states)
+
+    def get_n_trials(self, study_id, state=None):
+        return self._call("get_n_trials", study_id, state)
+
+    def get_best_trial(self, study_id):
+        return self._call("get_best_trial", study_id)
+
+    def get_trial_params(self, trial_id):
+        return self._call("get_trial_params", trial_id)
+
+    def get_trial_user_attrs(self, trial_id):
+        return self._call("get_trial_user_attrs", trial_id)
+
+    def get_trial_system_attrs(self, trial_id):
+        return self._call("get_trial_system_attrs", trial_id)
+
+    def remove_session(self):
+        return self._backend.remove_session()
+
+    def check_trial_is_updatable(self, trial_id, trial_state):
+        return self._backend.check_trial_is_updatable(trial_id, trial_state)
+
+
+def _root_message(exc: BaseException) -> str:
+    # The innermost exception says what happened ("connection refused", "database is locked").
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def open_retrying_storage(url: str) -> RetryingStorage:
+    """:func:`open_storage` wrapped in :class:`RetryingStorage` (what workers use).
+
+    Opening is not retried: a wrong URL or password fails at once with its message.
+    """
+    return RetryingStorage(optuna.storages.get_storage(open_storage(url)), url)

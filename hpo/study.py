@@ -252,11 +252,26 @@ def build_trial_model(config: StudyConfig, params: dict[str, Any], num_classes: 
 def _upload_checkpoint(ctx: TrialContext, trial: optuna.Trial, path: Path, previous: str | None) -> str | None:
     from optuna.artifacts import upload_artifact
 
+    from hpo.train import CheckpointError
+
     try:
         artifact_id = upload_artifact(artifact_store=ctx.artifact_store, file_path=str(path), study_or_trial=trial)
     except OSError as exc:
-        log.warning("trial %d: checkpoint not stored in the artifact store (%s)", trial.number, exc)
-        return previous
+        # Disk full or read-only: the trial fails with this reason (a trial without checkpoints could
+        # neither resume nor be evaluated), and the partial file is removed so that its space is freed.
+        prefix = "artifacts:"
+        for key in trial.storage.get_trial_system_attrs(trial._trial_id):
+            if key.startswith(prefix) and key[len(prefix):] != previous:
+                try:
+                    ctx.artifact_store.remove(key[len(prefix):])
+                except Exception:
+                    pass
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        raise CheckpointError(
+            f"cannot store the checkpoint in the artifact store ({detail}); free space or choose a writable --artifacts "
+            "folder",
+            path,
+        ) from exc
     if previous:
         try:
             ctx.artifact_store.remove(previous)
@@ -348,7 +363,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
             checkpoint_id[0] = _upload_checkpoint(ctx, trial, checkpoint_path, checkpoint_id[0])
             if checkpoint_id[0]:
                 trial.set_user_attr("checkpoint", checkpoint_id[0])
-        if pruner.should_prune(trial, metrics.epoch, metrics.val_accuracy):
+        # Report every epoch, but never prune after the last one: the compute is already spent.
+        stop = pruner.should_prune(trial, metrics.epoch, metrics.val_accuracy)
+        if stop and metrics.epoch < train_config.epochs:
             raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch}")
 
     def record_result(result_history: list[dict]) -> None:
@@ -393,6 +410,10 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
     finally:
         if writer is not None:
             writer.close()
+        # The artifact store holds the checkpoint; local copies would fill the worker's disk trial by trial.
+        checkpoint_path.unlink(missing_ok=True)
+        if resume_path is not None:
+            resume_path.unlink(missing_ok=True)
         del model
         gc.collect()
         if ctx.device.type == "cuda":

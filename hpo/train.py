@@ -57,6 +57,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Fault-injection seams for the caller's handling paths (tests and the fault suite set them).
 FAULT_OOM_ENV = "HPO_FAULT_OOM_AT_EPOCH"  # raise torch.OutOfMemoryError at the start of this epoch
 FAULT_NAN_ENV = "HPO_FAULT_NAN_AT_EPOCH"  # make this epoch's loss NaN, so training diverges
+FAULT_SLEEP_ENV = "HPO_FAULT_SLEEP_PER_EPOCH"  # seconds to idle after each epoch (a trial slow enough to kill mid-way)
 
 # Fallback ImageNet statistics, used only while hpo.data does not provide them.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -836,6 +837,7 @@ def train(
     config.validate()
     device = resolve_device(device)
     oom_epoch, nan_epoch = _fault_epoch(FAULT_OOM_ENV), _fault_epoch(FAULT_NAN_ENV)
+    sleep_per_epoch = float(os.environ.get(FAULT_SLEEP_ENV, "0") or 0)
     for split_name in ("train", "val"):
         if getattr(data, split_name).labels.shape[0] == 0:
             raise ValueError(f"the dataset's {split_name} split is empty; training needs both train and val images")
@@ -991,6 +993,8 @@ def train(
                     ) from exc
             if on_epoch is not None:
                 on_epoch(metrics)
+            if sleep_per_epoch:
+                time.sleep(sleep_per_epoch)  # after the epoch's timing, checkpoint and report: changes no metric
             if config.max_epoch_seconds > 0 and epoch_seconds > config.max_epoch_seconds:
                 raise TooSlow(
                     f"epoch {epoch} took {epoch_seconds:.1f} s, over max_epoch_seconds={config.max_epoch_seconds:g}",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -97,6 +98,10 @@ def reap_stale_trials(study: optuna.Study, now: float | None = None) -> list[int
     now = time.time() if now is None else now
     limit = STALE_HEARTBEATS * heartbeat_seconds()
     storage = study._storage
+    if now - getattr(storage, "last_error_time", 0.0) <= limit:
+        # This process just lived through a storage outage: the other workers could not write their
+        # heartbeats either. Give them the stale limit to beat again before taking trials for lost.
+        return []
     reaped = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = trial.system_attrs.get(studies.SYS_HEARTBEAT)
@@ -153,14 +158,19 @@ def beyond_budget(study: optuna.Study, trial_number: int, n_trials: int) -> bool
     return trial_number in numbers[n_trials:]
 
 
-def check_failure_streak(study: optuna.Study, n_trials: int) -> None:
+def check_failure_streak(study: optuna.Study, n_trials: int, since_number: int = 0) -> None:
     """Stop a study that only fails: N consecutive FAILs, or 100 consecutive constraint violations.
 
     Interrupted, lost and budget trials do not count: they are not the configuration's fault.
+
+    Args:
+        since_number: only trials numbered from here count (the study's size when this worker
+            joined), so that a run started after fixing the cause (disk freed, memory) gets its
+            own N attempts instead of stopping at once on the previous run's failures.
     """
     finished = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-        if t.user_attrs.get("stop_reason") not in ("interrupted", "worker_lost", "budget")
+        if t.user_attrs.get("stop_reason") not in ("interrupted", "worker_lost", "budget") and t.number >= since_number
     ]
     finished.sort(key=lambda t: t.number)
     fails = constraint_fails = 0
@@ -220,12 +230,12 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
     from hpo.device import device_name, resolve_device, set_cpu_threads
     from hpo.pruning import EpochPruner, make_pruner
     from hpo.samplers import make_sampler, sampler_exhausted, worker_seed
-    from hpo.storage import open_artifact_store, open_storage
+    from hpo.storage import open_artifact_store, open_retrying_storage
 
     worker_id = options.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     device = resolve_device(options.device)
     set_cpu_threads(options.threads)
-    storage = open_storage(options.storage_url)
+    storage = open_retrying_storage(options.storage_url)  # rides out database restarts (HPO_STORAGE_RETRY_SECONDS)
     try:
         stored = optuna.load_study(study_name=options.study_name, storage=storage)
     except KeyError:
@@ -261,6 +271,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
     presence.start()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     deadline = time.monotonic() + options.timeout if options.timeout else None
+    first_number = len(study.get_trials(deepcopy=False))  # the failure streak counts this worker's era only
     outcome: dict[str, int] = {}
     log.info("worker %s joined study %s on %s (%s)", worker_id, config.name, device, info["device_name"])
     try:
@@ -272,7 +283,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
                 break
             n_trials = studies.n_trials_of(study)
             reap_stale_trials(study)
-            check_failure_streak(study, n_trials)
+            check_failure_streak(study, n_trials, since_number=first_number)
             action = next_action(budget_state(study), n_trials)
             if action == "ask" and sampler_exhausted(sampler, study):
                 log.info("worker %s: the grid is exhausted", worker_id)
@@ -287,6 +298,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
     finally:
         presence.stop()
         signal.signal(signal.SIGTERM, previous_sigterm)
+        shutil.rmtree(ctx.scratch_dir, ignore_errors=True)  # local checkpoint copies: the artifact store keeps them
         try:
             storage.set_study_system_attr(study._study_id, f"hpo:worker:{worker_id}", {**info, "time": 0})
         except Exception:
@@ -313,10 +325,17 @@ def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: 
             state, values = studies.run_trial(ctx, trial)
         except KeyboardInterrupt:
             trial.set_user_attr("stop_reason", "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             studies.enqueue_retry(study, _frozen(study, trial.number), "interrupted")
             log.warning("trial %d interrupted; queued to resume from its last checkpoint", trial.number)
             raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker took this trial for lost (its heartbeats were late: an overloaded machine
+            # or a storage that kept them waiting) and queued its retry, which counts instead.
+            stored = study._storage.get_trial(trial._trial_id)
+            log.warning("trial %d was recorded as %s (%s) by another worker while it ran here; its retry counts instead",
+                        trial.number, stored.state.name, stored.user_attrs.get("stop_reason", ""))
+            return stored.state
         except HpoError as exc:
             trial.set_user_attr("stop_reason", "error")
             trial.set_user_attr("error", str(exc))
@@ -325,7 +344,14 @@ def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: 
             log.exception("trial %d failed", trial.number)
             studies.record_error(trial, exc)
             state, values = TrialState.FAIL, None
-        study.tell(trial, values=values, state=state)
+        study.tell(trial, values=values, state=state, skip_if_finished=True)
+        stored = study._storage.get_trial(trial._trial_id)
+        if stored.state != state:
+            # Another worker took this trial for lost (this one could not write heartbeats for the
+            # stale limit) and queued a retry: the retry, not this result, counts.
+            log.warning("trial %d finished here as %s but was already recorded as %s (%s); its retry counts instead",
+                        trial.number, state.name, stored.state.name, stored.user_attrs.get("stop_reason", ""))
+            return stored.state
         reason = trial.user_attrs.get("stop_reason", "")
         log.info("trial %d %s%s values=%s", trial.number, state.name, f" ({reason})" if reason else "", values)
         return state

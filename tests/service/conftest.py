@@ -51,6 +51,7 @@ def worker_env(fake_cifar, tmp_path) -> dict:
         "HPO_DATA_DIR": str(fake_cifar),
         "HPO_ARTIFACTS": str(tmp_path / "artifacts"),
         "HPO_HEARTBEAT_SECONDS": "1",
+        "HPO_TEST_CWD": str(tmp_path),
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }

@@ -121,8 +121,9 @@ def test_train_prints_epochs_and_resumes(fake_cifar, tmp_path):
 # ---- real worker processes ---------------------------------------------------------------------
 
 
-def _run(args, env, timeout=240):
-    proc = subprocess.run(HPO + args, env=env, capture_output=True, text=True, timeout=timeout)
+def _run(args, env, timeout=240, cwd=None):
+    # cwd: logs/ and the default storage land in the test's folder, never in the repository.
+    proc = subprocess.run(HPO + args, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd or env.get("HPO_TEST_CWD"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -157,7 +158,7 @@ def test_concurrent_workers_on_postgresql(tmp_path, worker_env, postgres_url, un
     assert counts["COMPLETE"] + counts["PRUNED"] == 6 and counts["RUNNING"] == 0
     # ...and two workers started at the same time on a raised budget end at exactly 9.
     procs = [subprocess.Popen(HPO + ["worker", "--study", unique_name, "--n-trials", "9", "--devices", "cpu"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for _ in range(2)]
     for p in procs:
         out, _ = p.communicate(timeout=240)
         assert p.returncode == 0, out
@@ -190,6 +191,6 @@ def test_changed_definition_is_refused(tmp_path, worker_env, unique_name, study_
     _run(["run", "--study", str(path), "--devices", "cpu", "--storage", url], worker_env)
     study_file(tmp_path, unique_name, n_trials=1, epochs=2)
     proc = subprocess.run(HPO + ["run", "--study", str(path), "--devices", "cpu", "--storage", url], env=worker_env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "epochs" in proc.stderr and "--allow-changed-definition" in proc.stderr
     assert "Traceback" not in proc.stderr
