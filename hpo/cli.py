@@ -56,7 +56,9 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except HpoError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            # One line, whatever the message quotes (YAML parser messages, keys holding line breaks).
+            message = " ".join(str(exc).splitlines())
+            typer.echo(f"error: {message}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)

@@ -483,7 +483,10 @@ def _parse_space_ref(raw: Any, origin: str, base_dir: Path | None) -> SearchSpac
     if not path.is_file():
         raise _fail(origin, f"space file {raw} not found (looked for {display_path(path)})")
     space_origin = display_path(path)
-    return load_space(read_yaml(path, space_origin), origin=space_origin)
+    document = read_yaml(path, space_origin)
+    if not isinstance(document, Mapping):  # a bare string must not be taken for another file's path
+        raise ConfigError(f"{space_origin}: a search space must be a mapping with params: (got {type(document).__name__})")
+    return load_space(document, origin=space_origin)
 
 
 def _parse_objectives(raw: Any, origin: str) -> tuple[str, ...]:
