@@ -377,17 +377,22 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
             # Compute time: training + evaluation epochs, without checkpoint writes and storage calls.
             trial.set_user_attr("train_seconds", float(sum(r["epoch_seconds"] for r in result_history)))
 
+    def run(net, resume):
+        return train(net, ctx.dataset, train_config, device=ctx.device, on_epoch=on_epoch,
+                     checkpoint_path=checkpoint_path, resume_from=resume, feature_cache_dir=ctx.feature_cache_dir)
+
     try:
-        result = train(
-            model,
-            ctx.dataset,
-            train_config,
-            device=ctx.device,
-            on_epoch=on_epoch,
-            checkpoint_path=checkpoint_path,
-            resume_from=resume_path,
-            feature_cache_dir=ctx.feature_cache_dir,
-        )
+        try:
+            result = run(model, resume_path)
+        except CheckpointError as exc:
+            if resume_path is None or getattr(exc, "path", None) is None or Path(exc.path) != Path(resume_path):
+                raise
+            # DECISIONS: an unusable checkpoint means a fresh start, with a warning, not a failed trial.
+            log.warning("trial %d: cannot resume (%s); restarting from scratch", trial.number, exc)
+            trial.set_user_attr("resumed_from_epoch", 0)
+            history.clear()
+            model, train_config, _ = build_trial_model(config, params, len(ctx.dataset.classes))
+            result = run(model, None)
     except optuna.TrialPruned:
         trial.set_user_attr("stop_reason", "pruned")
         record_result(history)

@@ -354,9 +354,19 @@ def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: 
             return stored.state
         reason = trial.user_attrs.get("stop_reason", "")
         log.info("trial %d %s%s values=%s", trial.number, state.name, f" ({reason})" if reason else "", values)
+        _apply_checkpoint_policy(study, ctx)
         return state
     finally:
         heartbeat.stop()
+
+
+def _apply_checkpoint_policy(study: optuna.Study, ctx: studies.TrialContext) -> None:
+    from hpo.checkpoints import apply_policy
+
+    try:
+        apply_policy(study, ctx.artifact_store, ctx.config.checkpoints)
+    except Exception as exc:  # disk housekeeping must never fail a study
+        log.warning("checkpoint clean-up failed: %s", exc)
 
 
 def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
@@ -480,8 +490,21 @@ def launch(
                     pass
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    deadline = time.monotonic() + timeout if timeout else None
+    timed_out = False
     try:
         while any(p.poll() is None for p in procs):
+            if deadline is not None and not timed_out and time.monotonic() >= deadline:
+                # --timeout bounds the run: running trials are interrupted like on Ctrl-C, and
+                # resumed from their checkpoints by the next run.
+                timed_out = True
+                log.info("timeout reached: interrupting the workers")
+                for p in procs:
+                    if p.poll() is None:
+                        try:
+                            os.kill(p.pid, signal.SIGINT)
+                        except ProcessLookupError:
+                            pass
             if on_tick is not None:
                 try:
                     on_tick()
@@ -495,7 +518,7 @@ def launch(
             signal.signal(s, handler)
     if interrupts[0]:
         return 130
-    codes = [p.returncode for p in procs if p.returncode]
+    codes = [p.returncode for p in procs if p.returncode and not (timed_out and p.returncode == 130)]
     return codes[0] if codes else 0
 
 
