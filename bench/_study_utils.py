@@ -12,14 +12,12 @@ them against hand-computed values without running a study.
 
 from __future__ import annotations
 
-import datetime
 import math
 import multiprocessing
 import os
-import platform
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,7 +342,7 @@ def time_grid(budget: float, step: float = 1.0) -> list[float]:
 
 
 def machine_info() -> dict:
-    """What the figures were measured on: CPU, cores, memory, versions, load average, date.
+    """What the figures were measured on: the trainer benchmark's record, plus the Optuna version.
 
     Returns:
         A JSON-ready dict.
@@ -352,32 +350,12 @@ def machine_info() -> dict:
     import optuna
     import torch
 
-    from hpo.device import device_name
+    try:
+        from bench import common
+    except ImportError:  # python bench/<script>.py puts bench/ itself on sys.path
+        import common
 
-    memory_gib = None
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    memory_gib = round(int(line.split()[1]) / 2**20, 1)
-                    break
-    except OSError:
-        pass
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": device_name("cpu"),
-        "cpu_cores": cores,
-        "memory_gib": memory_gib,
-        "torch": torch.__version__,
-        "optuna": optuna.__version__,
-        "python": platform.python_version(),
-        "load_average": load,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
+    return {**common.machine_info(torch.device("cpu")), "optuna": optuna.__version__}
 
 
 def describe_machine(info: Mapping[str, Any]) -> str:

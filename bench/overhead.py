@@ -110,7 +110,6 @@ def service_trial(study, storage, config, pruner, rng: random.Random, worker_id:
     Returns:
         Seconds spent in service calls (sampling, storage, pruning, reporting).
     """
-    import optuna
     from optuna.trial import TrialState
 
     from hpo import study as studies

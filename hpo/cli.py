@@ -223,7 +223,7 @@ def worker(
             artifacts=artifacts, threads=threads or slots[0].threads, timeout=timeout, tensorboard_dir=tensorboard,
         )
         outcome = worker_mod.run_worker(options)
-        typer.echo(f"worker done: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(outcome.items())) or "no trials run"), err=True)
+        typer.echo("worker done: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(outcome.items())) or "no trials run"), err=True)
         return
     _url, storage_obj = _storage(url, None)
     optuna_study = _load_stored_study(study, storage_obj)

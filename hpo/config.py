@@ -421,7 +421,7 @@ def _parse_dataset(raw: Any, origin: str) -> Any:
     from hpo.data import DatasetConfig
 
     if raw is None:
-        raise _fail(origin, f"dataset is required, e.g. dataset: {{kind: minicifar, n_classes: 4, R: 5}}")
+        raise _fail(origin, "dataset is required, e.g. dataset: {kind: minicifar, n_classes: 4, R: 5}")
     if isinstance(raw, str):
         raw = {"kind": raw}
     if not isinstance(raw, Mapping):

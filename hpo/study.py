@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import tempfile
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
