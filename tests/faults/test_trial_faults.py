@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
@@ -145,7 +146,12 @@ def test_scratch_checkpoints_do_not_pile_up(sqlite_url, unique_name, fake_cifar,
     create_study(write_study(tmp_path, unique_name, epochs=2, n_trials=3), sqlite_url, fake_cifar)
     assert run_worker_here(sqlite_url, unique_name, fake_cifar, tmp_path / "artifacts") == {"COMPLETE": 3}
     assert not [p for p in scratch.rglob("*") if p.is_file()]
-    assert len(list((tmp_path / "artifacts").iterdir())) == 3  # one checkpoint per trial, in the store
+    # The store keeps one checkpoint per trial that the retention policy (keep: front) keeps.
+    study = optuna.load_study(study_name=unique_name, storage=sqlite_url)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    removed = {int(k.rsplit(":", 1)[1]) for k in attrs if k.startswith("hpo:checkpoint_removed:")}
+    kept = {t.user_attrs["checkpoint"] for t in study.trials if t.number not in removed}
+    assert kept and {p.name for p in (tmp_path / "artifacts").iterdir()} == kept
 
 
 @pytest.mark.parametrize("command", [["worker", "--study", "any"], ["run", "--study", "cpu-quick"]])
