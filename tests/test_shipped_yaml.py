@@ -117,7 +117,8 @@ def test_transfer_space_offers_no_augmentation_when_frozen():
 def test_cpu_quick_is_small():
     study = load_study(ROOT / "studies" / "cpu-quick.yaml")
     assert study.n_trials == 20 and study.epochs <= 4
-    assert study.dataset.kind == "minicifar" and study.dataset.R >= 10
+    # R 5 and 4 epochs: 20 trials in about 5 minutes on 2 idle cores (measured, README)
+    assert study.dataset.kind == "minicifar" and study.dataset.R >= 5
     assert study.pruner.name == "asha" and study.pruner.args["min_resource"] == 1
     assert isinstance(study.space, SearchSpace)
 
