@@ -75,13 +75,9 @@ def _storage(storage: str | None, storage_file: Path | None):
 
 
 def _load_stored_study(name: str, storage_obj):
-    import optuna
+    from hpo.study import load_stored
 
-    try:
-        return optuna.load_study(study_name=name, storage=storage_obj)
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage_obj)) or "none"
-        raise HpoError(f"no study named {name!r} in this storage (studies there: {names}); check --study and --storage") from None
+    return load_stored(name, storage_obj)
 
 
 @app.command()

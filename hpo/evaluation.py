@@ -28,13 +28,6 @@ class Evaluation:
     test_loss: float
 
 
-def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number == number:
-            return trial
-    raise HpoError(f"study {study.study_name!r} has no trial {number}; `hpo status {study.study_name}` lists them")
-
-
 def pareto_trial_numbers(study: optuna.Study) -> list[int]:
     """The trials on the study's front (accuracy, parameters, training time), from complete trials."""
     from hpo.analysis.report import collect
@@ -70,7 +63,7 @@ def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | 
     results = []
     with tempfile.TemporaryDirectory(prefix="hpo-eval-") as tmp:
         for number in numbers:
-            trial = _trial(study, number)
+            trial = studies.get_trial(study, number)
             artifact = trial.user_attrs.get("checkpoint")
             if trial.state != TrialState.COMPLETE or not artifact:
                 raise HpoError(f"trial {number} is {trial.state.name.lower()} and has no final checkpoint; "
@@ -122,7 +115,7 @@ def reproduce_trial(study: optuna.Study, number: int, *, data_dir: str | None, d
     from hpo.train import train
 
     config = studies.definition_of(study)
-    trial = _trial(study, number)
+    trial = studies.get_trial(study, number)
     if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
         raise HpoError(f"trial {number} is {trial.state.name.lower()}; reproduce a complete or pruned trial")
     dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)

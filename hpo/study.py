@@ -84,6 +84,36 @@ def definition_of(study: optuna.Study) -> StudyConfig:
     return StudyConfig.from_dict(attrs[ATTR_DEFINITION], origin=f"study {study.study_name!r} in storage")
 
 
+def load_stored(name: str, storage: optuna.storages.BaseStorage, **kwargs) -> optuna.Study:
+    """The study ``name`` in ``storage`` (``kwargs`` go to ``optuna.load_study``, e.g. the sampler).
+
+    Raises:
+        HpoError: no such study, naming the studies the storage holds.
+    """
+    try:
+        return optuna.load_study(study_name=name, storage=storage, **kwargs)
+    except KeyError:
+        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+        raise HpoError(
+            f"no study named {name!r} in this storage (studies there: {names}); "
+            "start it with `hpo run --study NAME` or check --study and --storage"
+        ) from None
+
+
+def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` of ``study``, read by its id rather than by loading every trial.
+
+    Raises:
+        HpoError: the study has no such trial.
+    """
+    storage = study._storage
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    except KeyError:
+        raise HpoError(f"study {study.study_name!r} has no trial {number}; `hpo status {study.study_name}` lists them") from None
+    return storage.get_trial(trial_id)
+
+
 def n_trials_of(study: optuna.Study) -> int:
     """The study-wide budget of finished (COMPLETE + PRUNED) trials."""
     return int(study.user_attrs.get(ATTR_N_TRIALS, 0))

@@ -126,8 +126,7 @@ def _retry_once(study: optuna.Study, number: int, reason: str) -> None:
     trials = study.get_trials(deepcopy=False)
     if any(t.user_attrs.get("retry_of") == number for t in trials):
         return
-    failed = next(t for t in trials if t.number == number)
-    studies.enqueue_retry(study, failed, reason)
+    studies.enqueue_retry(study, studies.get_trial(study, number), reason)
 
 
 @dataclass
@@ -236,14 +235,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
     device = resolve_device(options.device)
     set_cpu_threads(options.threads)
     storage = open_retrying_storage(options.storage_url)  # rides out database restarts (HPO_STORAGE_RETRY_SECONDS)
-    try:
-        stored = optuna.load_study(study_name=options.study_name, storage=storage)
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-        raise HpoError(
-            f"no study named {options.study_name!r} in this storage (studies there: {names}); "
-            "start it with `hpo run --study NAME` or check --storage"
-        ) from None
+    stored = studies.load_stored(options.study_name, storage)
     config = studies.definition_of(stored)
     dataset = load_dataset(config.dataset, options.data_dir, split_seed=config.seed)
     studies.check_fingerprint(stored, dataset.fingerprint)
@@ -253,8 +245,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
         seed=worker_seed(config.seed, worker_id), constraints_func=_constraints,
     )
     pruner = make_pruner(config.pruner.name, config.pruner.args, n_objectives=len(config.objectives), epochs=config.epochs)
-    study = optuna.load_study(study_name=options.study_name, storage=storage, sampler=sampler,
-                              pruner=EpochPruner(pruner).study_pruner)
+    study = studies.load_stored(options.study_name, storage, sampler=sampler, pruner=EpochPruner(pruner).study_pruner)
     from hpo.storage import safe_component
 
     ctx = studies.TrialContext(
@@ -326,7 +317,7 @@ def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: 
         except KeyboardInterrupt:
             trial.set_user_attr("stop_reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            studies.enqueue_retry(study, _frozen(study, trial.number), "interrupted")
+            studies.enqueue_retry(study, studies.get_trial(study, trial.number), "interrupted")
             log.warning("trial %d interrupted; queued to resume from its last checkpoint", trial.number)
             raise
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -367,10 +358,6 @@ def _apply_checkpoint_policy(study: optuna.Study, ctx: studies.TrialContext) -> 
         apply_policy(study, ctx.artifact_store, ctx.config.checkpoints)
     except Exception as exc:  # disk housekeeping must never fail a study
         log.warning("checkpoint clean-up failed: %s", exc)
-
-
-def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
-    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
 def configure_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:

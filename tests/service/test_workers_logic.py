@@ -100,3 +100,16 @@ def test_plan_slots_refuses_missing_devices_and_bad_counts():
         workers.plan_slots("cpu", per_device=0)
     with pytest.raises(ConfigError, match="--workers"):
         workers.plan_slots("cpu", workers=0)
+
+
+def test_stored_study_and_trial_lookup_say_what_exists():
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="present", storage=storage)
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.1, params={"x": 0.5},
+                                 distributions={"x": FloatDistribution(0, 1)}))
+    assert studies.load_stored("present", storage).study_name == "present"
+    assert studies.get_trial(study, 0).value == 0.1
+    with pytest.raises(HpoError, match="no study named 'absent'.*studies there: present"):
+        studies.load_stored("absent", storage)
+    with pytest.raises(HpoError, match="has no trial 7"):
+        studies.get_trial(study, 7)
