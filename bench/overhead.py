@@ -1,33 +1,29 @@
 """Service overhead: seconds per trial spent outside training, by storage and study size.
 
-What is timed is everything a worker does for one trial that is not training, through the
-project's own functions and in the order ``hpo.workers.run_worker`` and ``hpo.study.run_trial``
-do it:
+What is timed is the worker's own code for one trial, with training replaced:
+``hpo.workers.plan_next`` (the loop's study-wide checks: lost workers, failure streak, budget)
+and ``hpo.workers.run_one`` (``ask``, the budget rank, ``hpo.study.run_trial``: suggestions, the
+size attributes and constraint, the resume lookup, per epoch the ``history`` attribute, a tiny
+checkpoint upload and the pruner, then the result attributes, ``tell``, the read-back and the
+checkpoint policy). The worker's heartbeat writes three times per trial, as it would during a
+nominal 30 s trial (one beat per 10 s).
 
-1. the loop's checks on the study: ``reap_stale_trials``, ``check_failure_streak``,
-   ``next_action(budget_state(...))`` (each reads the study's trials);
-2. ``study.ask()`` (the sampler: TPE, multivariate, as in ``cpu-quick``), the trial's first
-   heartbeat, ``beyond_budget``;
-3. ``hpo.space.suggest`` (the search space's suggestions), the worker and size attributes, the
-   constraint, the resume-checkpoint lookup;
-4. per epoch: the ``history`` user attribute and the pruner's decision (``EpochPruner``:
-   ``trial.report`` + ASHA), plus one heartbeat per 10 s of the nominal trial;
-5. the result attributes, ``study.tell`` and the read-back of the trial's state.
-
-Training itself is replaced by made-up accuracies (no model is built), so only the service is
-timed. Model building and checkpoint uploads are not counted: they scale with the model, not with
-the service. If ``hpo.workers`` or ``hpo.study`` gain storage calls per trial, mirror them in
-``service_trial``.
+Training is the only thing replaced: ``hpo.models.create_model`` returns a linear layer and
+``hpo.train.train`` reports made-up accuracies (``fake_training``), so the timings are the
+service's, not the model's. The checkpoint written each epoch is a few bytes, so its upload costs
+the storage writes and not the copy of a real model.
 
 Study sizes: the study is filled with finished trials (``Study.add_trials``: copies of real trial
 records with re-drawn parameters, states and accuracies) up to each size, then ``--measure`` trials
-are timed at that size. Storages: SQLite file, journal file and PostgreSQL (``--postgres URL``,
-skipped with a note when unreachable; its benchmark studies are deleted afterwards).
+are timed at that size. The fill is not timed, and for speed it runs with the database's disk
+syncs off (SQLite ``synchronous=OFF``, PostgreSQL ``synchronous_commit=off``, on the fill's own
+connection only). Storages: SQLite file, journal file and PostgreSQL (``--postgres URL``, skipped
+with a note when unreachable; its benchmark studies are deleted afterwards).
 
 The target (issue 6): the median overhead per trial at 1 000 trials below 2 % of a 30-second trial
 (0.6 s) on every storage.
 
-Example (the documented command, a few minutes)::
+Example (the documented command, about 25 minutes: the fills to 10 000 trials dominate)::
 
     python bench/overhead.py
 """
@@ -35,15 +31,21 @@ Example (the documented command, a few minutes)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import gc
 import json
 import math
 import random
+import shutil
 import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 try:
     from bench import _study_utils as utils  # python -m bench.overhead, or the tests
@@ -70,102 +72,146 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_study(config, url: str, name: str, seed: int):
-    """Create the benchmark study and load it as a worker does (sampler, pruner, retrying storage).
+@dataclass
+class Worker:
+    """What ``hpo.workers.run_worker`` holds while it runs trials, for one benchmark study."""
 
-    Returns:
-        ``(study, storage, epoch_pruner)``.
-    """
+    study: Any
+    storage: Any
+    config: Any
+    sampler: Any
+    ctx: Any  # hpo.study.TrialContext
+    heartbeat: Any  # hpo.workers.Heartbeat (not started: fake_training beats it)
+
+
+def open_study(base_config, url: str, name: str, seed: int, work_dir: Path) -> Worker:
+    """Create the benchmark study and load it as a worker does (sampler, pruner, retrying storage)."""
     import optuna
+    import torch
 
     from hpo.pruning import EpochPruner, make_pruner
     from hpo.samplers import make_sampler
-    from hpo.storage import open_retrying_storage
-    from hpo.study import create_or_load
-    from hpo.workers import _constraints
+    from hpo.storage import open_artifact_store, open_retrying_storage
+    from hpo.study import TrialContext, create_or_load
+    from hpo.workers import Heartbeat, _constraints
 
     storage = open_retrying_storage(url)
-    config = utils.study_definition(name, sampler={"name": config.sampler.name, "args": dict(config.sampler.args)},
-                                    pruner={"name": config.pruner.name, "args": dict(config.pruner.args)},
-                                    epochs=config.epochs, R=config.dataset.R, seed=seed, n_trials=1_000_000)
+    config = utils.study_definition(name, sampler={"name": base_config.sampler.name, "args": dict(base_config.sampler.args)},
+                                    pruner={"name": base_config.pruner.name, "args": dict(base_config.pruner.args)},
+                                    epochs=base_config.epochs, R=base_config.dataset.R, seed=seed, n_trials=1_000_000)
     create_or_load(config, storage, n_trials=config.n_trials, dataset_fingerprint="benchmark")
     sampler = make_sampler(config.sampler.name, config.sampler.args, space=config.space, n_objectives=1, seed=seed,
                            constraints_func=_constraints)
     pruner = EpochPruner(make_pruner(config.pruner.name, config.pruner.args, n_objectives=1, epochs=config.epochs))
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner.study_pruner)
-    return study, storage, config, EpochPruner.for_study(study, config)
+    classes = [f"class{i}" for i in range(config.dataset.n_classes)]
+    ctx = TrialContext(study=study, config=config, dataset=SimpleNamespace(classes=classes), device=torch.device("cpu"),
+                       artifact_store=open_artifact_store(work_dir / f"{name}-artifacts"),
+                       feature_cache_dir=work_dir / "features", worker_id="bench-overhead",
+                       scratch_dir=work_dir / f"{name}-scratch")
+    ctx.scratch_dir.mkdir(parents=True, exist_ok=True)
+    info = {"host": "bench", "pid": 0, "device": "cpu", "device_name": "cpu"}
+    gc.freeze()  # as hpo.workers.run_worker does once its study and data are loaded
+    return Worker(study, storage, config, sampler, ctx, Heartbeat(storage, study._study_id, ctx.worker_id, info))
 
 
-def service_trial(study, storage, config, pruner, rng: random.Random, worker_id: str = "bench-overhead") -> float:
-    """One trial's service work, as a worker does it, with made-up training results.
+@contextlib.contextmanager
+def fake_training(worker: Worker, rng: random.Random):
+    """Replace the model and the trainer: made-up accuracies, tiny checkpoints, nominal heartbeats.
 
-    Args:
-        study: The study, loaded with the worker's sampler and pruner.
-        storage: Its storage.
-        config: The study definition.
-        pruner: ``EpochPruner.for_study(study, config)``.
-        rng: Source of the made-up accuracies.
-        worker_id: The worker's identity in heartbeats.
+    Yields a list that receives the seconds each fake ``train`` call spent on its own (outside
+    ``on_epoch``, which is the service's), to subtract from the timed trial.
+    """
+    from unittest import mock
+
+    import torch
+
+    from hpo.train import EpochMetrics, TrainResult
+
+    own_seconds: list[float] = []
+
+    def create_model(name, num_classes, **knobs):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, num_classes))
+
+    def train(model, dataset, config, *, device, on_epoch=None, checkpoint_path=None, resume_from=None, **_):
+        began = time.perf_counter()
+        in_service = 0.0
+        quality = rng.random()  # how good this made-up configuration is
+        epoch_seconds = NOMINAL_TRIAL_SECONDS / config.epochs
+        beats_per_epoch = epoch_seconds / workers_heartbeat_seconds()
+        beats_due, history = 0.0, []
+        try:
+            for epoch in range(1, config.epochs + 1):
+                accuracy = 0.25 + 0.6 * quality * (1 - math.exp(-epoch)) + rng.gauss(0, 0.01)
+                metrics = EpochMetrics(epoch=epoch, train_loss=1.0 - accuracy, train_accuracy=accuracy,
+                                       val_loss=1.0 - accuracy, val_accuracy=accuracy, epoch_seconds=epoch_seconds,
+                                       images_per_second=1000.0, lr=0.1, elapsed_seconds=epoch * epoch_seconds)
+                history.append(metrics)
+                if checkpoint_path is not None:
+                    Path(checkpoint_path).write_bytes(b"checkpoint %d" % epoch)
+                service = time.perf_counter()
+                beats_due += beats_per_epoch
+                while beats_due >= 1:
+                    worker.heartbeat.beat()
+                    beats_due -= 1
+                if on_epoch is not None:
+                    on_epoch(metrics)
+                in_service += time.perf_counter() - service
+        finally:
+            own_seconds.append(time.perf_counter() - began - in_service)
+        return TrainResult(history=history, train_seconds=NOMINAL_TRIAL_SECONDS, epochs_run=len(history),
+                           images_per_second=1000.0, device_name="cpu", peak_memory_bytes=0,
+                           param_count=sum(p.numel() for p in model.parameters()))
+
+    with mock.patch("hpo.models.create_model", create_model), mock.patch("hpo.train.train", train):
+        yield own_seconds
+
+
+def workers_heartbeat_seconds() -> float:
+    from hpo.workers import heartbeat_seconds
+
+    return heartbeat_seconds()
+
+
+def service_trial(worker: Worker, rng: random.Random) -> float:
+    """One trial through the worker's own code, with fake training.
 
     Returns:
-        Seconds spent in service calls (sampling, storage, pruning, reporting).
+        Seconds spent in the service (sampling, storage, pruning, reporting), training excluded.
     """
-    from optuna.trial import TrialState
-
-    from hpo import study as studies
     from hpo import workers
-    from hpo.space import suggest
 
-    n_trials = studies.n_trials_of(study)
-    info = {"host": "bench", "pid": 0, "device": "cpu", "device_name": "cpu"}
-    start = time.perf_counter()
-    workers.reap_stale_trials(study)
-    workers.check_failure_streak(study, n_trials)
-    workers.next_action(workers.budget_state(study), n_trials)
-    trial = study.ask()
-    heartbeat = workers.Heartbeat(storage, study._study_id, trial._trial_id, worker_id, info)
-    heartbeat.beat()
-    workers.beyond_budget(study, trial.number, n_trials)
-    suggest(trial, config.space)
-    storage.set_trial_system_attr(trial._trial_id, studies.SYS_WORKER, worker_id)
-    trial.set_user_attr("param_count", 100_000)
-    trial.set_user_attr("macs", 1_000_000)
-    trial.set_constraint("size", -1.0)
-    storage.get_trial_system_attrs(trial._trial_id).get(studies.SYS_RESUME)
-    quality = rng.random()  # how good this made-up configuration is
-    history, state = [], TrialState.COMPLETE
-    beats_per_epoch = NOMINAL_TRIAL_SECONDS / config.epochs / workers.heartbeat_seconds()
-    beats_due = 0.0
-    for epoch in range(1, config.epochs + 1):
-        accuracy = 0.25 + 0.6 * quality * (1 - math.exp(-epoch)) + rng.gauss(0, 0.01)
-        history.append({"epoch": epoch, "val_accuracy": accuracy, "val_loss": 1.0 - accuracy, "train_loss": 1.0,
-                        "train_accuracy": accuracy, "lr": 0.1, "epoch_seconds": NOMINAL_TRIAL_SECONDS / config.epochs,
-                        "elapsed_seconds": epoch * NOMINAL_TRIAL_SECONDS / config.epochs})
-        trial.set_user_attr("history", history)
-        beats_due += beats_per_epoch
-        while beats_due >= 1:
-            heartbeat.beat()
-            beats_due -= 1
-        if pruner.should_prune(trial, epoch, accuracy):
-            state = TrialState.PRUNED
-            trial.set_user_attr("stop_reason", "pruned")
-            break
-    last = history[-1]
-    for key in ("train_accuracy", "train_loss", "val_accuracy", "val_loss"):
-        trial.set_user_attr(key, float(last[key]))
-    trial.set_user_attr("epochs_run", len(history))
-    trial.set_user_attr("train_seconds", float(last["elapsed_seconds"]))
-    if state == TrialState.COMPLETE:
-        trial.set_user_attr("images_per_second", 1000.0)
-        trial.set_user_attr("device_name", "cpu")
-        trial.set_user_attr("peak_memory_bytes", 0)
-    study.tell(trial, values=[last["val_accuracy"]] if state == TrialState.COMPLETE else None, state=state,
-               skip_if_finished=True)
-    storage.get_trial(trial._trial_id)
-    return time.perf_counter() - start
+    with fake_training(worker, rng) as training_seconds:
+        start = time.perf_counter()
+        action, n_trials = workers.plan_next(worker.study, worker.sampler)
+        if action != "ask":
+            raise RuntimeError(f"the benchmark study cannot run another trial ({action})")
+        workers.run_one(worker.study, worker.ctx, n_trials, worker.heartbeat)
+        return time.perf_counter() - start - sum(training_seconds)
 
 
-def fill(study, templates: list, count: int, rng: random.Random) -> float:
+def fill_storage(url: str):
+    """A storage on ``url`` for the untimed fill: its own connections skip the disk syncs."""
+    import sqlalchemy
+
+    from hpo.storage import open_storage, storage_kind
+
+    storage = open_storage(url)
+    kind = storage_kind(url)
+    if kind in ("sqlite", "postgresql"):
+        statement = "PRAGMA synchronous=OFF" if kind == "sqlite" else "SET synchronous_commit TO OFF"
+
+        def no_sync(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute(statement)
+            cursor.close()
+
+        sqlalchemy.event.listen(storage.engine, "connect", no_sync)
+        storage.engine.dispose()  # connections opened before the listener would keep syncing
+    return storage
+
+
+def fill(url: str, study_name: str, templates: list, count: int, rng: random.Random) -> float:
     """Add ``count`` finished trials, copies of ``templates`` with re-drawn parameters and results.
 
     Returns:
@@ -194,21 +240,35 @@ def fill(study, templates: list, count: int, rng: random.Random) -> float:
         history = copy.deepcopy(template.user_attrs.get("history", []))[: 1 if pruned else None]
         for entry in history:
             entry["val_accuracy"] = accuracy * entry["epoch"] / max(1, len(history))
+        user_attrs = {**template.user_attrs, "history": history, "val_accuracy": accuracy}
+        if "checkpoint" in user_attrs:
+            # As in a long study under `keep: front`: every trial had a checkpoint, most were removed.
+            user_attrs["checkpoint"] = f"bench-removed-{uuid.uuid4().hex}"
         trials.append(optuna.trial.create_trial(
             state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
             value=None if pruned else accuracy,
             params=params,
             distributions=template.distributions,
-            user_attrs={**template.user_attrs, "history": history, "val_accuracy": accuracy},
+            user_attrs=user_attrs,
             system_attrs={k: v for k, v in template.system_attrs.items() if k.startswith("hpo:")},
             intermediate_values={e["epoch"]: e["val_accuracy"] for e in history},
         ))
     start = time.perf_counter()
+    from hpo.checkpoints import REMOVED_PREFIX
+
+    storage = fill_storage(url)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    first = len(study.get_trials(deepcopy=False))
     study.add_trials(trials)
+    for number, trial in enumerate(trials, start=first):
+        if "checkpoint" in trial.user_attrs:
+            storage.set_study_system_attr(study._study_id, f"{REMOVED_PREFIX}{number}", True)
+    if hasattr(storage, "engine"):
+        storage.engine.dispose()
     return time.perf_counter() - start
 
 
-def measure_storage(kind: str, url: str, sizes: list[int], measure: int, base_config, seed: int) -> dict:
+def measure_storage(kind: str, url: str, sizes: list[int], measure: int, base_config, seed: int, work_dir: Path) -> dict:
     """Per-trial overhead on one storage at each study size.
 
     Returns:
@@ -217,7 +277,8 @@ def measure_storage(kind: str, url: str, sizes: list[int], measure: int, base_co
     import optuna
 
     name = f"bench-overhead-{kind}-{uuid.uuid4().hex[:8]}"
-    study, storage, config, pruner = open_study(base_config, url, name, seed)
+    worker = open_study(base_config, url, name, seed, work_dir)
+    study = worker.study
     rng = random.Random(seed)
     results: dict = {"url": url.split("@")[-1] if "@" in url else url, "sizes": {}}
     try:
@@ -227,12 +288,12 @@ def measure_storage(kind: str, url: str, sizes: list[int], measure: int, base_co
             fill_seconds = 0.0
             if not templates:
                 while present < min(size, 10):  # the first trials go through the service for real
-                    service_trial(study, storage, config, pruner, rng)
+                    service_trial(worker, rng)
                     present += 1
                 templates = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
             if present < size:
-                fill_seconds = fill(study, templates, size - present, rng)
-            samples = [service_trial(study, storage, config, pruner, rng) for _ in range(measure)]
+                fill_seconds = fill(url, name, templates, size - present, rng)
+            samples = [service_trial(worker, rng) for _ in range(measure)]
             samples.sort()
             results["sizes"][str(size)] = {
                 "median_seconds": statistics.median(samples),
@@ -247,7 +308,7 @@ def measure_storage(kind: str, url: str, sizes: list[int], measure: int, base_co
     finally:
         if kind == "postgresql":
             try:
-                optuna.delete_study(study_name=name, storage=storage)
+                optuna.delete_study(study_name=name, storage=worker.storage)
             except Exception as exc:
                 print(f"note: could not delete study {name} from PostgreSQL ({exc})")
     return results
@@ -307,13 +368,12 @@ def main(argv: list[str] | None = None) -> dict:
         if kind not in urls:
             raise SystemExit(f"--storages: unknown storage {kind!r}; use sqlite, journal, postgresql")
         try:
-            summary["storages"][kind] = measure_storage(kind, urls[kind], sizes, args.measure, base, args.seed)
+            summary["storages"][kind] = measure_storage(kind, urls[kind], sizes, args.measure, base, args.seed, work)
         except Exception as exc:  # e.g. no PostgreSQL server here: the other storages still count
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"{kind}: skipped ({message})")
             summary["storages"][kind] = {"skipped": message}
-    for path in work.glob("overhead-*"):
-        path.unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(summary, indent=1))
     utils.write_figure(figure(summary), args.out_dir, args.name)

@@ -24,3 +24,24 @@ class WeightsNotFoundError(HpoError):
 
 class DeviceError(HpoError):
     """A requested device (e.g. cuda:3) does not exist or cannot be used."""
+
+
+def reject_unknown_args(kind: str, name: str, args, arg_names, origin: str) -> None:
+    """Refuse a study file's ``<kind>.args`` key that registry entry ``name`` does not take.
+
+    Args:
+        kind: ``sampler`` or ``pruner`` (the study file's key).
+        name: The registry key.
+        args: The study file's arguments.
+        arg_names: The arguments the entry takes, or None when it does not declare them.
+        origin: Where the setting came from, for the message.
+
+    Raises:
+        ConfigError: naming the first unknown argument and the valid ones.
+    """
+    if arg_names is None:
+        return
+    unknown = sorted(set(args) - set(arg_names))
+    if unknown:
+        valid = ", ".join(sorted(arg_names)) or "none"
+        raise ConfigError(f"{origin}: {kind}.args.{unknown[0]} is not an argument of {kind} {name!r}; valid arguments: {valid}")

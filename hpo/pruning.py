@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, reject_unknown_args
 
 if TYPE_CHECKING:
     import optuna
@@ -698,14 +698,7 @@ def check_pruner(
     """
     entry = _entry(name, origin)
     args = dict(args or {})
-    if entry.arg_names is not None:
-        unknown = sorted(set(args) - entry.arg_names)
-        if unknown:
-            valid = ", ".join(sorted(entry.arg_names)) or "none"
-            raise ConfigError(
-                f"{origin}: pruner.args.{unknown[0]} is not an argument of pruner {name!r}; "
-                f"valid arguments: {valid}"
-            )
+    reject_unknown_args("pruner", name, args, entry.arg_names, origin)
     if n_objectives > 1 and not entry.multi_objective:
         raise ConfigError(_single_objective_message(origin, name))
     try:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, reject_unknown_args
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
@@ -328,14 +328,7 @@ def check_sampler(
     """
     entry = _entry(name, origin)
     args = dict(args or {})
-    if entry.arg_names is not None:
-        unknown = sorted(set(args) - entry.arg_names)
-        if unknown:
-            valid = ", ".join(sorted(entry.arg_names)) or "none"
-            raise ConfigError(
-                f"{origin}: sampler.args.{unknown[0]} is not an argument of sampler {name!r}; "
-                f"valid arguments: {valid}"
-            )
+    reject_unknown_args("sampler", name, args, entry.arg_names, origin)
     if n_objectives > 1 and not entry.multi_objective:
         raise ConfigError(_single_objective_message(origin, name, n_objectives))
 

@@ -332,6 +332,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
     from hpo.models import count_macs, count_params
     from hpo.pruning import EpochPruner
     from hpo.space import suggest
+    from hpo.storage import set_user_attrs
     from hpo.train import CheckpointError, TrainingStopped, load_checkpoint, train
 
     config = ctx.config
@@ -341,8 +342,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
 
     param_count = count_params(model)
     macs = count_macs(model, (3, 32, 32))
-    trial.set_user_attr("param_count", int(param_count))
-    trial.set_user_attr("macs", int(macs))
+    set_user_attrs(trial, {"param_count": int(param_count), "macs": int(macs)})
     limits = config.constraints
     violation = 0.0
     if limits.max_params and param_count > limits.max_params:
@@ -351,13 +351,12 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
         violation = max(violation, macs / limits.max_macs - 1.0)
     trial.set_constraint("size", violation if violation > 0 else -1.0)
     if violation > 0:
-        trial.set_user_attr("stop_reason", "constraint")
-        trial.set_user_attr("constraint_violation", violation)
-        trial.set_user_attr(
-            "error",
-            f"{param_count:,} parameters / {macs:,} MACs exceed the study's constraints "
-            f"(max_params={limits.max_params}, max_macs={limits.max_macs})",
-        )
+        set_user_attrs(trial, {
+            "stop_reason": "constraint",
+            "constraint_violation": violation,
+            "error": f"{param_count:,} parameters / {macs:,} MACs exceed the study's constraints "
+                     f"(max_params={limits.max_params}, max_macs={limits.max_macs})",
+        })
         return TrialState.FAIL, None
 
     resume_path = None
@@ -384,27 +383,29 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
     def on_epoch(metrics) -> None:
         record = metrics.to_dict()
         history.append(record)
-        trial.set_user_attr("history", history)
         if writer is not None:
             for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
                 writer.add_scalar(key, record[key], record["epoch"])
+        attrs: dict[str, Any] = {"history": history}
         if checkpoint_path.exists():
             checkpoint_id[0] = _upload_checkpoint(ctx, trial, checkpoint_path, checkpoint_id[0])
             if checkpoint_id[0]:
-                trial.set_user_attr("checkpoint", checkpoint_id[0])
+                attrs["checkpoint"] = checkpoint_id[0]
+        set_user_attrs(trial, attrs)  # one write per epoch: the pruner below reads this history
         # Report every epoch, but never prune after the last one: the compute is already spent.
         stop = pruner.should_prune(trial, metrics.epoch, metrics.val_accuracy)
         if stop and metrics.epoch < train_config.epochs:
             raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch}")
 
-    def record_result(result_history: list[dict]) -> None:
+    def record_result(result_history: list[dict], **attrs: Any) -> None:
+        # The trial's outcome in one write: the last epoch's metrics and ``attrs`` (stop reason, error).
         if result_history:
             last = result_history[-1]
-            for key in ("train_accuracy", "train_loss", "val_accuracy", "val_loss"):
-                trial.set_user_attr(key, float(last[key]))
-            trial.set_user_attr("epochs_run", int(last["epoch"]))
+            attrs.update({key: float(last[key]) for key in ("train_accuracy", "train_loss", "val_accuracy", "val_loss")})
+            attrs["epochs_run"] = int(last["epoch"])
             # Compute time: training + evaluation epochs, without checkpoint writes and storage calls.
-            trial.set_user_attr("train_seconds", float(sum(r["epoch_seconds"] for r in result_history)))
+            attrs["train_seconds"] = float(sum(r["epoch_seconds"] for r in result_history))
+        set_user_attrs(trial, attrs)
 
     def run(net, resume):
         return train(net, ctx.dataset, train_config, device=ctx.device, on_epoch=on_epoch,
@@ -423,23 +424,17 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
             model, train_config, _ = build_trial_model(config, params, len(ctx.dataset.classes))
             result = run(model, None)
     except optuna.TrialPruned:
-        trial.set_user_attr("stop_reason", "pruned")
-        record_result(history)
+        record_result(history, stop_reason="pruned")
         return TrialState.PRUNED, None
     except TrainingStopped as stop:
-        trial.set_user_attr("stop_reason", stop.reason)
-        trial.set_user_attr("error", str(stop))
-        record_result(history)
+        record_result(history, stop_reason=stop.reason, error=str(stop))
         return TrialState.PRUNED, None
     except torch.OutOfMemoryError as exc:
-        trial.set_user_attr("stop_reason", "oom")
-        trial.set_user_attr("error", f"out of memory on {ctx.device}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        record_result(history)
+        record_result(history, stop_reason="oom",
+                      error=f"out of memory on {ctx.device}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return TrialState.FAIL, None
     except CheckpointError as exc:
-        trial.set_user_attr("stop_reason", "error")
-        trial.set_user_attr("error", f"checkpoint could not be written: {exc}")
-        record_result(history)
+        record_result(history, stop_reason="error", error=f"checkpoint could not be written: {exc}")
         return TrialState.FAIL, None
     finally:
         if writer is not None:
@@ -454,10 +449,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
             torch.cuda.empty_cache()
 
     final = result.history[-1]
-    trial.set_user_attr("images_per_second", float(result.images_per_second))
-    trial.set_user_attr("device_name", result.device_name)
-    trial.set_user_attr("peak_memory_bytes", int(result.peak_memory_bytes))
-    record_result([m.to_dict() for m in result.history] if not history else history)
+    record_result([m.to_dict() for m in result.history] if not history else history,
+                  images_per_second=float(result.images_per_second), device_name=result.device_name,
+                  peak_memory_bytes=int(result.peak_memory_bytes))
     metrics = {
         "val_accuracy": final.val_accuracy,
         "param_count": float(param_count),
@@ -481,9 +475,13 @@ def _tensorboard_writer(ctx: TrialContext, trial: optuna.Trial):
 
 def record_error(trial: optuna.Trial, exc: BaseException) -> None:
     """Store an unexpected exception on the trial (message and the last lines of the traceback)."""
-    trial.set_user_attr("stop_reason", "error")
-    trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
-    trial.set_user_attr("traceback", "".join(traceback.format_exception(exc))[-4000:])
+    from hpo.storage import set_user_attrs
+
+    set_user_attrs(trial, {
+        "stop_reason": "error",
+        "error": f"{type(exc).__name__}: {exc}"[:2000],
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    })
 
 
 def enqueue_retry(study: optuna.Study, failed: optuna.trial.FrozenTrial, reason: str) -> bool:

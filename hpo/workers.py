@@ -20,6 +20,7 @@ ranked beyond N (a concurrent worker took the last slot) ends as FAIL ``budget``
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -36,6 +37,7 @@ from optuna.trial import TrialState
 
 from hpo import study as studies
 from hpo.errors import HpoError
+from hpo.storage import set_user_attrs
 
 log = logging.getLogger("hpo")
 
@@ -50,19 +52,25 @@ def heartbeat_seconds() -> float:
 
 
 class Heartbeat(threading.Thread):
-    """Writes the time into a running trial, and the worker's presence into the study."""
+    """Writes the worker's presence into the study and the time into its running trial, if any.
 
-    def __init__(self, storage, study_id: int, trial_id: int | None, worker_id: str, info: dict):
+    One thread per worker. The worker sets ``trial_id`` when it starts a trial and clears it
+    after; until the first beat of a trial, its start time stands for its heartbeat.
+    """
+
+    def __init__(self, storage, study_id: int, worker_id: str, info: dict):
         super().__init__(daemon=True, name=f"heartbeat-{worker_id}")
-        self.storage, self.study_id, self.trial_id = storage, study_id, trial_id
+        self.storage, self.study_id = storage, study_id
+        self.trial_id: int | None = None
         self.worker_id, self.info = worker_id, info
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
         now = time.time()
+        trial_id = self.trial_id
         try:
-            if self.trial_id is not None:
-                self.storage.set_trial_system_attr(self.trial_id, studies.SYS_HEARTBEAT, now)
+            if trial_id is not None:
+                self.storage.set_trial_system_attr(trial_id, studies.SYS_HEARTBEAT, now)
             self.storage.set_study_system_attr(self.study_id, f"hpo:worker:{self.worker_id}", {**self.info, "time": now})
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
@@ -167,22 +175,24 @@ def check_failure_streak(study: optuna.Study, n_trials: int, since_number: int =
             joined), so that a run started after fixing the cause (disk freed, memory) gets its
             own N attempts instead of stopping at once on the previous run's failures.
     """
-    finished = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-        if t.user_attrs.get("stop_reason") not in ("interrupted", "worker_lost", "budget") and t.number >= since_number
-    ]
-    finished.sort(key=lambda t: t.number)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     fails = constraint_fails = 0
-    for trial in reversed(finished):
+    last = None
+    for trial in sorted(trials, key=lambda t: t.number, reverse=True):  # newest first: the streak ends at a success
+        if trial.number < since_number:
+            break
+        reason = trial.user_attrs.get("stop_reason")
+        if reason in ("interrupted", "worker_lost", "budget"):
+            continue
         if trial.state != TrialState.FAIL:
             break
-        if trial.user_attrs.get("stop_reason") == "constraint":
+        last = last or trial
+        if reason == "constraint":
             constraint_fails += 1
         else:
             fails += 1
     limit = max(n_trials, 1)
     if fails >= limit:
-        last = finished[-1]
         raise HpoError(
             f"study {study.study_name!r} stopped after {fails} consecutive failed trials (last: trial {last.number}, "
             f"{last.user_attrs.get('stop_reason')}: {last.user_attrs.get('error', 'no message')}); fix the cause shown "
@@ -193,6 +203,27 @@ def check_failure_streak(study: optuna.Study, n_trials: int, since_number: int =
             f"study {study.study_name!r} stopped after {constraint_fails} consecutive trials over its constraints; "
             "widen constraints (max_params, max_macs) or narrow the search space"
         )
+
+
+def plan_next(study: optuna.Study, sampler: optuna.samplers.BaseSampler, since_number: int = 0) -> tuple[str, int]:
+    """The worker loop's study-wide checks before each trial, and what to do next.
+
+    Reaps trials whose workers were lost, stops a study that only fails (``check_failure_streak``)
+    and applies the budget rule.
+
+    Returns:
+        ``(action, n_trials)``: action is ``ask``, ``wait``, ``stop`` or ``exhausted`` (a grid
+        sampler has no configuration left); n_trials is the study's current budget.
+    """
+    from hpo.samplers import sampler_exhausted
+
+    n_trials = studies.n_trials_of(study)
+    reap_stale_trials(study)
+    check_failure_streak(study, n_trials, since_number=since_number)
+    action = next_action(budget_state(study), n_trials)
+    if action == "ask" and sampler_exhausted(sampler, study):
+        action = "exhausted"
+    return action, n_trials
 
 
 def _raise_interrupt(signum, frame):
@@ -228,7 +259,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
     from hpo.data import load_dataset
     from hpo.device import device_name, resolve_device, set_cpu_threads
     from hpo.pruning import EpochPruner, make_pruner
-    from hpo.samplers import make_sampler, sampler_exhausted, worker_seed
+    from hpo.samplers import make_sampler, worker_seed
     from hpo.storage import open_artifact_store, open_retrying_storage
 
     worker_id = options.worker_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -257,12 +288,15 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
     )
     safe_component(config.name)
     info = {"host": socket.gethostname(), "pid": os.getpid(), "device": str(device), "device_name": device_name(device)}
-    presence = Heartbeat(storage, study._study_id, None, worker_id, info)
+    presence = Heartbeat(storage, study._study_id, worker_id, info)
     presence.beat()
     presence.start()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     deadline = time.monotonic() + options.timeout if options.timeout else None
     first_number = len(study.get_trials(deepcopy=False))  # the failure streak counts this worker's era only
+    # Everything loaded so far (torch, the data, the study) lives as long as the worker: exempt it from
+    # the garbage collector, so that the collection after each trial only scans what the trial made.
+    gc.freeze()
     outcome: dict[str, int] = {}
     log.info("worker %s joined study %s on %s (%s)", worker_id, config.name, device, info["device_name"])
     try:
@@ -272,11 +306,8 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
                 break
             if options.max_trials is not None and sum(outcome.values()) >= options.max_trials:
                 break
-            n_trials = studies.n_trials_of(study)
-            reap_stale_trials(study)
-            check_failure_streak(study, n_trials, since_number=first_number)
-            action = next_action(budget_state(study), n_trials)
-            if action == "ask" and sampler_exhausted(sampler, study):
+            action, n_trials = plan_next(study, sampler, since_number=first_number)
+            if action == "exhausted":
                 log.info("worker %s: the grid is exhausted", worker_id)
                 break
             if action == "stop":
@@ -284,7 +315,7 @@ def run_worker(options: WorkerOptions) -> dict[str, int]:
             if action == "wait":
                 time.sleep(POLL_SECONDS)
                 continue
-            state = _run_one(study, ctx, storage, n_trials, info)
+            state = run_one(study, ctx, n_trials, presence)
             outcome[state.name] = outcome.get(state.name, 0) + 1
     finally:
         presence.stop()
@@ -302,11 +333,10 @@ def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
     return [float(trial.user_attrs.get("constraint_violation", -1.0))]
 
 
-def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: int, info: dict) -> TrialState:
+def run_one(study: optuna.Study, ctx: studies.TrialContext, n_trials: int, heartbeat: Heartbeat) -> TrialState:
+    """Ask one trial, run it, tell its result; returns the state that counts for it."""
     trial = study.ask()
-    heartbeat = Heartbeat(storage, study._study_id, trial._trial_id, ctx.worker_id, info)
-    heartbeat.beat()
-    heartbeat.start()
+    heartbeat.trial_id = trial._trial_id
     try:
         if beyond_budget(study, trial.number, n_trials):
             trial.set_user_attr("stop_reason", "budget")
@@ -328,8 +358,7 @@ def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: 
                         trial.number, stored.state.name, stored.user_attrs.get("stop_reason", ""))
             return stored.state
         except HpoError as exc:
-            trial.set_user_attr("stop_reason", "error")
-            trial.set_user_attr("error", str(exc))
+            set_user_attrs(trial, {"stop_reason": "error", "error": str(exc)})
             state, values = TrialState.FAIL, None
         except Exception as exc:  # a bug in one configuration must not stop the study
             log.exception("trial %d failed", trial.number)
@@ -348,7 +377,7 @@ def _run_one(study: optuna.Study, ctx: studies.TrialContext, storage, n_trials: 
         _apply_checkpoint_policy(study, ctx)
         return state
     finally:
-        heartbeat.stop()
+        heartbeat.trial_id = None
 
 
 def _apply_checkpoint_policy(study: optuna.Study, ctx: studies.TrialContext) -> None:

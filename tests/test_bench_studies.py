@@ -113,24 +113,30 @@ def test_study_definition_keeps_the_space_and_drops_the_head_start():
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_overhead_loop_runs_the_service_path_and_fills_the_study(tmp_path, kind):
+def test_overhead_loop_runs_the_worker_path_and_fills_the_study(tmp_path, kind):
     import optuna
 
     url = f"sqlite:///{tmp_path / 'o.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 'o.log'}"
     base = utils.study_definition("base", sampler={"name": "tpe", "args": {"multivariate": True}},
                                   pruner={"name": "asha", "args": {}}, epochs=3, R=20)
-    study, storage, config, pruner = overhead.open_study(base, url, "bench-overhead-test", seed=0)
+    worker = overhead.open_study(base, url, "bench-overhead-test", seed=0, work_dir=tmp_path)
     rng = random.Random(0)
-    seconds = [overhead.service_trial(study, storage, config, pruner, rng) for _ in range(3)]
+    seconds = [overhead.service_trial(worker, rng) for _ in range(3)]
     assert all(s > 0 for s in seconds)
-    trials = study.get_trials()
+    trials = worker.study.get_trials()
     assert len(trials) == 3 and all(t.state.is_finished() for t in trials)
+    # The worker's own code ran: history per epoch, heartbeats (3 per nominal 30 s trial), checkpoints, results.
     assert all(t.user_attrs["history"] and "hpo:heartbeat" in t.system_attrs for t in trials)
+    assert all(t.system_attrs["hpo:worker"] == "bench-overhead" and "checkpoint" in t.user_attrs for t in trials)
+    assert all(t.user_attrs["epochs_run"] == len(t.user_attrs["history"]) for t in trials)
     assert all(set(t.params) >= {"model", "lr"} for t in trials)
-    overhead.fill(study, trials, 10, rng)
-    assert len(study.get_trials()) == 13
-    overhead.service_trial(study, storage, config, pruner, rng)
-    assert optuna.load_study(study_name="bench-overhead-test", storage=storage).trials[-1].state.is_finished()
+    overhead.fill(url, "bench-overhead-test", trials, 10, rng)
+    filled = worker.study.get_trials()
+    assert len(filled) == 13
+    removed = worker.storage.get_study_system_attrs(worker.study._study_id)
+    assert all(f"hpo:checkpoint_removed:{n}" in removed for n in range(3, 13))
+    overhead.service_trial(worker, rng)
+    assert optuna.load_study(study_name="bench-overhead-test", storage=worker.storage).trials[-1].state.is_finished()
 
 
 def test_scaling_study_is_valid_and_throughput_counts_the_window(tmp_path):

@@ -78,3 +78,64 @@ def test_mysql(mysql_url, unique_name):
 @pytest.mark.redis
 def test_redis_journal(redis_url, unique_name):
     _roundtrip(redis_url, unique_name)
+
+
+def _rdb_engine(storage):
+    backend = storage
+    while not hasattr(backend, "engine") and hasattr(backend, "_backend"):
+        backend = backend._backend
+    return getattr(backend, "engine", None)
+
+
+def _batched_write(url: str, name: str) -> None:
+    import sqlalchemy
+
+    from hpo.storage import open_retrying_storage, set_user_attrs
+
+    storage = open_retrying_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    trial = study.ask()
+    attrs = {"val_accuracy": 0.5, "epochs_run": 3, "device_name": "cpu", "history": [{"epoch": 1}], "macs": 10**9}
+    engine, commits = _rdb_engine(storage), []
+    if engine is not None:
+        sqlalchemy.event.listen(engine, "commit", lambda connection: commits.append(1))
+    set_user_attrs(trial, attrs)
+    if engine is not None:
+        assert len(commits) == 1  # five attributes, one transaction
+    set_user_attrs(trial, {"val_accuracy": 0.75, "stop_reason": "pruned"})  # an upsert per key
+    assert trial.user_attrs == {**attrs, "val_accuracy": 0.75, "stop_reason": "pruned"}
+    study.tell(trial, 0.75)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(trial, {"late": 1, "later": 2})
+    stored = optuna.load_study(study_name=name, storage=open_storage(url)).trials[0]
+    assert stored.user_attrs == {**attrs, "val_accuracy": 0.75, "stop_reason": "pruned"}
+    optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_result_attributes_are_one_transaction_on_sqlite_and_correct_on_the_journal(tmp_path, unique_name):
+    _batched_write(f"sqlite:///{tmp_path}/b.db", unique_name)
+    _batched_write(f"journal:///{tmp_path}/b.log", unique_name)
+
+
+@pytest.mark.postgres
+def test_result_attributes_are_one_transaction_on_postgresql(postgres_url, unique_name):
+    _batched_write(postgres_url, unique_name)
+
+
+@pytest.mark.mysql
+def test_result_attributes_are_one_transaction_on_mysql(mysql_url, unique_name):
+    _batched_write(mysql_url, unique_name)
+
+
+def test_sqlite_files_use_the_write_ahead_log_with_full_syncs(tmp_path, unique_name):
+    import sqlite3
+
+    path = tmp_path / "w.db"
+    storage = open_storage(f"sqlite:///{path}")
+    optuna.create_study(study_name=unique_name, storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    raw = sqlite3.connect(path)  # the mode is stored in the file, for every process that opens it
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert raw.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 2
+    raw.close()
