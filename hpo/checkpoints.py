@@ -54,21 +54,26 @@ def checkpoints_to_remove(trials: list[optuna.trial.FrozenTrial], keep: str, bud
     """
     from hpo.analysis.pareto import pareto_mask
 
-    with_checkpoint = [t for t in trials if t.user_attrs.get("checkpoint")]
+    already_removed = set(already_removed)
     retried_done = {t.user_attrs.get("retry_of") for t in trials if t.state.is_finished()}
     remove = set()
-    complete = []
-    for t in with_checkpoint:
-        reason = t.user_attrs.get("stop_reason")
+    complete = []  # all of them, removed or not: the front is the study's front
+    for t in trials:
+        if not t.user_attrs.get("checkpoint"):
+            continue
         if t.state == TrialState.COMPLETE:
             complete.append(t)
-        elif t.state == TrialState.PRUNED:
+            continue
+        if t.number in already_removed:
+            continue
+        reason = t.user_attrs.get("stop_reason")
+        if t.state == TrialState.PRUNED:
             remove.add(t.number)
         elif t.state == TrialState.FAIL and (reason not in RESUMABLE or t.number in retried_done):
             remove.add(t.number)
     if keep == "none":
         remove.update(t.number for t in complete)
-        return sorted(remove - set(already_removed))
+        return sorted(remove - already_removed)
     if keep == "front" and complete:
         points = np.array([[t.user_attrs.get("val_accuracy", 0.0), t.user_attrs.get("param_count", 0.0),
                             t.user_attrs.get("train_seconds", 0.0)] for t in complete], dtype=float)
@@ -82,7 +87,7 @@ def checkpoints_to_remove(trials: list[optuna.trial.FrozenTrial], keep: str, bud
             total += sizes.get(t.number, 0)
             if total > budget_bytes:
                 remove.add(t.number)
-    return sorted(remove - set(already_removed))
+    return sorted(remove - already_removed)
 
 
 def apply_policy(study: optuna.Study, store, policy: dict) -> list[int]:
@@ -90,9 +95,10 @@ def apply_policy(study: optuna.Study, store, policy: dict) -> list[int]:
     keep = str(policy.get("keep", "front"))
     budget_mb = policy.get("disk_budget_mb")
     trials = study.get_trials(deepcopy=False)
-    sizes = {t.number: _artifact_size(store, t.user_attrs["checkpoint"]) for t in trials if t.user_attrs.get("checkpoint")}
     study_attrs = study._storage.get_study_system_attrs(study._study_id)
     gone = {int(key[len(REMOVED_PREFIX):]) for key in study_attrs if key.startswith(REMOVED_PREFIX)}
+    sizes = {t.number: _artifact_size(store, t.user_attrs["checkpoint"])
+             for t in trials if t.user_attrs.get("checkpoint") and t.number not in gone}
     removed = checkpoints_to_remove(trials, keep, float(budget_mb) * 1e6 if budget_mb else None, sizes, gone)
     by_number = {t.number: t for t in trials}
     for number in removed:

@@ -444,8 +444,11 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
         if resume_path is not None:
             resume_path.unlink(missing_ok=True)
         del model
-        gc.collect()
         if ctx.device.type == "cuda":
+            # Free the trial's GPU memory for the next trial on this device now, reference cycles
+            # included. (On the CPU the interpreter's own collector suffices: a full collection
+            # scans every cached trial of the study, 0.05 s at 3 000 trials.)
+            gc.collect()
             torch.cuda.empty_cache()
 
     final = result.history[-1]

@@ -26,6 +26,23 @@ MAX_MIN = ["maximize", "minimize"]
 # --- pareto_mask -------------------------------------------------------------------------------
 
 
+def _brute_force_mask(losses: np.ndarray) -> list[bool]:
+    # The definition, pair by pair: i is dominated if some j is <= everywhere and < somewhere.
+    return [not any(np.all(losses[j] <= losses[i]) and np.any(losses[j] < losses[i]) for j in range(len(losses)))
+            for i in range(len(losses))]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_front_matches_the_pairwise_definition_with_ties_and_nan(seed):
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 60)), int(rng.integers(1, 4))
+    points = rng.integers(0, 6, size=(n, m)).astype(float)  # few distinct values: many ties and duplicates
+    points[rng.random((n, m)) < 0.05] = np.nan
+    directions = [["maximize", "minimize"][int(b)] for b in rng.integers(0, 2, size=m)]
+    losses = points * np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    assert pareto_mask(points, directions).tolist() == _brute_force_mask(losses)
+
+
 def test_dominated_chain_keeps_only_the_best():
     # Each point is better than the next on both axes (higher accuracy, fewer seconds).
     points = [[0.9, 10], [0.8, 20], [0.7, 30], [0.6, 40]]
