@@ -12,9 +12,15 @@ the count measures the service, not the luck of which architectures were drawn. 
 number of COMPLETE trials finished within ``budget`` seconds of the first trial's start, per hour;
 the ratio printed is 2 workers over 1.
 
-Example (the documented command, about 6 minutes)::
+On a GPU, ``--device cuda:0 --per-device 1,2,4`` runs ``hpo run --devices cuda:0 --per-device K``
+instead: K workers share the one GPU (bf16 and channels-last on by the trainer's ``auto``
+settings), and the figure is how many of these small-model trials one GPU finishes per hour at
+each K; the ratios printed are against the first K.
+
+Examples (the documented commands; the CPU one takes about 6 minutes)::
 
     python bench/scaling.py --data-dir data/cifar10-jpeg
+    python bench/scaling.py --data-dir data/cifar10-jpeg --device cuda:0 --per-device 1,2,4 --R 1 --epochs 5
 """
 
 from __future__ import annotations
@@ -43,7 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None, help="folder holding the CIFAR-10 images (default $HPO_DATA_DIR or ./data)")
     parser.add_argument("--out-dir", type=Path, default=utils.DEFAULT_OUT_DIR, help="JSON, HTML and PNG go here")
     parser.add_argument("--budget", type=float, default=150.0, help="wall-clock seconds per run (hpo run --timeout)")
-    parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare (hpo run --workers N)")
+    parser.add_argument("--device", default="cpu", help="device of every worker (cpu, cuda:0, ...)")
+    parser.add_argument("--per-device", default=None,
+                        help="workers per device to compare instead of --workers, e.g. 1,2,4 on a GPU")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per trial")
     parser.add_argument("--R", type=int, default=10, help="MINICIFAR: keep 1/R of the images (10: 1,600 train / 400 val)")
     return parser.parse_args(argv)
@@ -96,19 +105,28 @@ def throughput(trials: list[dict], budget: float) -> dict:
     return {"finished": finished, "trials_per_hour": finished / budget * 3600.0, "window_start": t0}
 
 
-def run_workers(workers: int, args: argparse.Namespace, study_file: Path) -> dict:
-    """``hpo run --workers N`` on a fresh SQLite file for the budget; its trials' times."""
+def settings_of(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The runs to compare: ``("--workers", N)`` or, with ``--per-device``, ``("--per-device", K)``."""
+    flag, values = ("--per-device", args.per_device) if args.per_device else ("--workers", args.workers)
+    counts = [int(v) for v in str(values).split(",") if v.strip()]
+    if not counts or min(counts) < 1:
+        raise SystemExit(f"{flag}: give worker counts of at least 1, e.g. 1,2,4 (got {values!r})")
+    return [(flag, n) for n in counts]
+
+
+def run_workers(workers: int, args: argparse.Namespace, study_file: Path, flag: str = "--workers") -> dict:
+    """``hpo run --workers N`` (or ``--per-device N``) on a fresh SQLite file for the budget; its trials' times."""
     import optuna
 
     from hpo.storage import open_storage
 
-    run_dir = args.out_dir / "scaling-runs" / f"workers-{workers}"
+    run_dir = args.out_dir / "scaling-runs" / f"{flag.strip('-')}-{workers}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
-    command = [sys.executable, "-m", "hpo", "run", "--study", str(study_file), "--workers", str(workers),
-               "--devices", "cpu", "--timeout", str(args.budget), "--storage", url,
+    command = [sys.executable, "-m", "hpo", "run", "--study", str(study_file), flag, str(workers),
+               "--devices", args.device, "--timeout", str(args.budget), "--storage", url,
                "--log-dir", str(run_dir / "logs"), "--artifacts", str(run_dir / "artifacts")]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
@@ -126,7 +144,7 @@ def run_workers(workers: int, args: argparse.Namespace, study_file: Path) -> dic
                "start": t.datetime_start.timestamp() if t.datetime_start else None,
                "complete": t.datetime_complete.timestamp() if t.datetime_complete else None}
               for t in study.get_trials(deepcopy=False)]
-    result = {"workers": workers, "command_seconds": wall, "exit_code": process.returncode,
+    result = {"workers": workers, "setting": f"{flag} {workers}", "device": args.device, "command_seconds": wall, "exit_code": process.returncode,
               "output_tail": output.decode(errors="replace")[-2000:], "trials": trials,
               **throughput(trials, args.budget)}
     if result["window_start"] is not None:
@@ -139,10 +157,12 @@ def figure(summary: dict):
     import plotly.graph_objects as go
 
     runs = summary["runs"]
-    fig = go.Figure(go.Bar(x=[str(r["workers"]) for r in runs], y=[r["trials_per_hour"] for r in runs],
+    fig = go.Figure(go.Bar(x=[r.get("setting", str(r["workers"])) for r in runs], y=[r["trials_per_hour"] for r in runs],
                            text=[f"{r['trials_per_hour']:.0f}/h" for r in runs], textposition="outside"))
-    fig.update_layout(title=f"Worker scaling on {summary['machine']['cpu_cores']} CPU cores (hpo run --workers N)",
-                      xaxis_title="workers", yaxis_title="trials finished per hour", template="plotly_white")
+    where = (f"{summary['machine']['cpu_cores']} CPU cores" if summary["settings"]["device"] == "cpu"
+             else summary["settings"]["device"])
+    fig.update_layout(title=f"Worker scaling on {where} (hpo run)", xaxis_title="workers",
+                      yaxis_title="trials finished per hour", template="plotly_white")
     return fig
 
 
@@ -160,10 +180,10 @@ def main(argv: list[str] | None = None) -> dict:
     study_file = study_dir / f"{STUDY_NAME}.yaml"
     study_file.write_text(study_yaml(args.epochs, args.R))
     runs = []
-    for workers in [int(w) for w in args.workers.split(",")]:
-        result = run_workers(workers, args, study_file)
+    for flag, workers in settings_of(args):
+        result = run_workers(workers, args, study_file, flag)
         runs.append(result)
-        print(f"{workers} worker(s): {result['finished']} trials in {args.budget:.0f} s = "
+        print(f"{flag} {workers} on {args.device}: {result['finished']} trials in {args.budget:.0f} s = "
               f"{result['trials_per_hour']:.0f} trials/hour (start-up {result.get('startup_seconds', float('nan')):.1f} s, "
               f"exit code {result['exit_code']})", flush=True)
     summary = {"machine": machine, "runs": runs,
@@ -173,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     for run in runs[1:]:
         run["speedup"] = run["trials_per_hour"] / base if base else None
         speedup = "n/a" if run["speedup"] is None else f"{run['speedup']:.2f}"
-        print(f"throughput, {run['workers']} workers / {runs[0]['workers']}: {speedup}")
+        print(f"throughput, {run['setting']} / {runs[0]['setting']}: {speedup}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "scaling.json").write_text(json.dumps(summary, indent=1))
     utils.write_figure(figure(summary), args.out_dir, "scaling")

@@ -152,3 +152,11 @@ def test_scaling_study_is_valid_and_throughput_counts_the_window(tmp_path):
     assert result["finished"] == 2
     assert result["trials_per_hour"] == pytest.approx(2 / 60 * 3600)
     assert scaling.throughput([], 60)["trials_per_hour"] == 0
+
+
+def test_scaling_compares_worker_counts_or_workers_per_device():
+    assert scaling.settings_of(scaling.parse_args([])) == [("--workers", 1), ("--workers", 2)]
+    gpu = scaling.parse_args(["--device", "cuda:0", "--per-device", "1,2,4"])
+    assert scaling.settings_of(gpu) == [("--per-device", 1), ("--per-device", 2), ("--per-device", 4)]
+    with pytest.raises(SystemExit, match="at least 1"):
+        scaling.settings_of(scaling.parse_args(["--per-device", "0"]))
