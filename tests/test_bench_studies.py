@@ -160,3 +160,30 @@ def test_scaling_compares_worker_counts_or_workers_per_device():
     assert scaling.settings_of(gpu) == [("--per-device", 1), ("--per-device", 2), ("--per-device", 4)]
     with pytest.raises(SystemExit, match="at least 1"):
         scaling.settings_of(scaling.parse_args(["--per-device", "0"]))
+
+
+def test_spearman_uses_average_ranks_for_ties():
+    assert search.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert search.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # Ranks with ties averaged: x -> 1, 2.5, 2.5, 4 and y -> 1, 2, 3, 4: Pearson of the ranks.
+    assert search.spearman([0.1, 0.2, 0.2, 0.3], [1, 2, 3, 4]) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    assert math.isnan(search.spearman([1, 2], [1, 2]))
+
+
+def test_asha_rungs_stop_before_the_last_epoch():
+    assert search.asha_rungs(1, 3, 4) == [1, 3]
+    assert search.asha_rungs(2, 3, 4) == [2]
+    assert search.asha_rungs(1, 2, 8) == [1, 2, 4]
+    assert search.asha_rungs(4, 3, 4) == []
+
+
+def test_replay_prunes_below_the_best_third_at_each_rung():
+    def history(*accuracies):
+        return [{"epoch": e, "val_accuracy": a, "epoch_seconds": 1.0} for e, a in enumerate(accuracies, start=1)]
+
+    trials = [history(0.5, 0.6), history(0.6, 0.7), history(0.4, 0.9), history(0.7, 0.65)]
+    # Rung at epoch 1, eta 2: trial 1 alone (kept, t=2), trial 2 is the best of two (kept, t=4),
+    # trial 3 is below the best half of three (pruned at t=5), trial 4 is the best of four (kept, t=7).
+    assert search.replay_successive_halving(trials, [1], 2) == [(2.0, 0.6), (4.0, 0.7), (7.0, 0.7)]
+    # Without rungs every trial runs to the end: the slow starter's 0.9 counts.
+    assert search.replay_successive_halving(trials, [], 2)[-1] == (8.0, 0.9)
