@@ -128,7 +128,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         else:
             engine_kwargs = {"pool_pre_ping": True, "pool_recycle": 300}
         storage = optuna.storages.RDBStorage(_sqlalchemy_url(url), engine_kwargs=engine_kwargs)
-        if kind == "sqlite":
+        if kind == "sqlite" and db not in ("", ":memory:"):  # an in-memory database lives in its one connection
             _use_sqlite_wal(storage.engine)
         return storage
     except ConfigError:
@@ -422,7 +422,7 @@ def write_trial_user_attrs(storage: optuna.storages.BaseStorage, trial_id: int, 
         except (ImportError, AttributeError):  # pragma: no cover - depends on the Optuna release
             pass
         else:
-            with _create_scoped_session(rdb.scoped_session, True) as session:
+            with _create_scoped_session(rdb.scoped_session) as session:
                 for key, value in attrs.items():
                     set_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
             return

@@ -398,8 +398,10 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> tuple[TrialState, list[
             raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch}")
 
     def record_result(result_history: list[dict], **attrs: Any) -> None:
-        # The trial's outcome in one write: the last epoch's metrics and ``attrs`` (stop reason, error).
+        # The trial's outcome in one write: the history (its last epoch may not be stored yet, e.g.
+        # when that epoch's checkpoint upload failed), the last epoch's metrics, and ``attrs``.
         if result_history:
+            attrs["history"] = list(result_history)
             last = result_history[-1]
             attrs.update({key: float(last[key]) for key in ("train_accuracy", "train_loss", "val_accuracy", "val_loss")})
             attrs["epochs_run"] = int(last["epoch"])

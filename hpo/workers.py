@@ -54,8 +54,9 @@ def heartbeat_seconds() -> float:
 class Heartbeat(threading.Thread):
     """Writes the worker's presence into the study and the time into its running trial, if any.
 
-    One thread per worker. The worker sets ``trial_id`` when it starts a trial and clears it
-    after; until the first beat of a trial, its start time stands for its heartbeat.
+    One thread per worker. The worker sets ``trial_id`` when it starts a trial (and beats the
+    trial once at once, so that its liveness never rests on the start time another machine's
+    clock and time zone would read) and clears it after.
     """
 
     def __init__(self, storage, study_id: int, worker_id: str, info: dict):
@@ -66,14 +67,21 @@ class Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
-        now = time.time()
-        trial_id = self.trial_id
+        self.beat_trial(self.trial_id)
+        self._write(self.storage.set_study_system_attr, self.study_id, f"hpo:worker:{self.worker_id}",
+                    {**self.info, "time": time.time()})
+
+    def beat_trial(self, trial_id: int | None) -> None:
+        """Write the time into trial ``trial_id`` (the worker calls it once when the trial starts)."""
+        if trial_id is not None:
+            self._write(self.storage.set_trial_system_attr, trial_id, studies.SYS_HEARTBEAT, time.time())
+
+    @staticmethod
+    def _write(method, *args) -> None:
         try:
-            if trial_id is not None:
-                self.storage.set_trial_system_attr(trial_id, studies.SYS_HEARTBEAT, now)
-            self.storage.set_study_system_attr(self.study_id, f"hpo:worker:{self.worker_id}", {**self.info, "time": now})
+            method(*args)
         except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+            pass  # the trial ended between reading trial_id and writing
         except Exception as exc:  # storage briefly unreachable: the next beat tries again
             log.warning("heartbeat failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -337,6 +345,7 @@ def run_one(study: optuna.Study, ctx: studies.TrialContext, n_trials: int, heart
     """Ask one trial, run it, tell its result; returns the state that counts for it."""
     trial = study.ask()
     heartbeat.trial_id = trial._trial_id
+    heartbeat.beat_trial(trial._trial_id)
     try:
         if beyond_budget(study, trial.number, n_trials):
             trial.set_user_attr("stop_reason", "budget")

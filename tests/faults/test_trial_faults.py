@@ -131,6 +131,9 @@ def test_read_only_artifact_store_fails_trials_with_the_reason_and_stops_clearly
     assert counts(study)["FAIL"] == 2 and counts(study)["RUNNING"] == 0 and counts(study)["WAITING"] == 0
     assert reasons(study) == ["error", "error"]
     assert all("checkpoint could not be written" in t.user_attrs["error"] for t in study.get_trials())
+    # The epoch whose checkpoint could not be stored is still in the history, matching the result attributes.
+    assert all(t.user_attrs["history"][-1]["epoch"] == t.user_attrs["epochs_run"] == 1 for t in study.get_trials())
+    assert all(t.user_attrs["history"][-1]["val_accuracy"] == t.user_attrs["val_accuracy"] for t in study.get_trials())
     assert not list(read_only_dir.iterdir())
 
 

@@ -139,3 +139,9 @@ def test_sqlite_files_use_the_write_ahead_log_with_full_syncs(tmp_path, unique_n
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert raw.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 2
     raw.close()
+
+
+def test_an_in_memory_sqlite_database_keeps_its_tables():
+    storage = open_storage("sqlite:///:memory:")
+    optuna.create_study(study_name="m", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="m", storage=storage).trials) == 2

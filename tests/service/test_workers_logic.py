@@ -113,3 +113,20 @@ def test_stored_study_and_trial_lookup_say_what_exists():
         studies.load_stored("absent", storage)
     with pytest.raises(HpoError, match="has no trial 7"):
         studies.get_trial(study, 7)
+
+
+def test_heartbeat_beats_the_running_trial_and_always_the_worker_presence():
+    study = _study()
+    heartbeat = workers.Heartbeat(study._storage, study._study_id, "w-1", {"host": "h"})
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    heartbeat.trial_id = trial._trial_id
+    heartbeat.beat_trial(trial._trial_id)  # what run_one does as soon as it has the trial
+    first = study._storage.get_trial(trial._trial_id).system_attrs[studies.SYS_HEARTBEAT]
+    assert abs(first - time.time()) < 60
+    study.tell(trial, 0.5)
+    # A beat that still names the finished trial: the trial is left alone, the presence is written.
+    before = time.time()
+    heartbeat.beat()
+    assert study._storage.get_trial(trial._trial_id).system_attrs[studies.SYS_HEARTBEAT] == first
+    assert [w["worker"] for w in workers.live_workers(study)] == ["w-1"]
+    assert study._storage.get_study_system_attrs(study._study_id)["hpo:worker:w-1"]["time"] >= before
