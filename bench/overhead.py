@@ -23,7 +23,7 @@ with a note when unreachable; its benchmark studies are deleted afterwards).
 The target (issue 6): the median overhead per trial at 1 000 trials below 2 % of a 30-second trial
 (0.6 s) on every storage.
 
-Example (the documented command, about 25 minutes: the fills to 10 000 trials dominate)::
+Example (the documented command, about 20 minutes: the fills to 10 000 trials dominate)::
 
     python bench/overhead.py
 """
