@@ -15,7 +15,6 @@ against the image folder's labels before anything is timed).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import os
 import platform
@@ -27,12 +26,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from hpo.config import parse_overrides
+from hpo.config import split_model_overrides
 from hpo.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DatasetConfig, load_dataset, resolve_data_dir
 from hpo.device import available_cpu_count, device_name, resolve_device, synchronize
 from hpo.errors import ConfigError, DataNotFoundError
-from hpo.models import count_params, create_model, families, variants
-from hpo.train import TrainConfig, seed_everything
+from hpo.models import count_params, create_model
+from hpo.train import seed_everything
 
 # The seed-style recipe, as the practice's notebook writes it.
 SEED_BATCH_SIZE = 32  # images per step
@@ -106,25 +105,8 @@ def split_overrides(model: str, pairs: Sequence[str]) -> tuple[dict, dict]:
     Raises:
         ConfigError: unknown model, a key that is neither a knob nor a trainer option, or a bad value.
     """
-    family = variants()[model][0] if model in variants() else model
-    if family not in families():
-        raise ConfigError(f"--model {model!r} is not a model family or variant; see `hpo models`")
-    config_cls = families()[family].config_cls
-    knob_names = {f.name for f in dataclasses.fields(config_cls)}
-    option_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    knob_pairs, option_pairs = [], []
-    for pair in pairs:
-        key = pair.split("=", 1)[0].strip()
-        if key in knob_names:
-            knob_pairs.append(pair)
-        elif key in option_names:
-            option_pairs.append(pair)
-        else:
-            raise ConfigError(
-                f"--set {pair}: {key!r} is neither a knob of {family} ({', '.join(sorted(knob_names))}) "
-                f"nor a trainer option ({', '.join(sorted(option_names))})"
-            )
-    return parse_overrides(knob_pairs, config_cls), parse_overrides(option_pairs, TrainConfig)
+    _, knobs, options = split_model_overrides(model, pairs)
+    return knobs, options
 
 
 def fresh_model(model: str, num_classes: int, knobs: dict) -> nn.Module:
@@ -362,6 +344,33 @@ def describe_machine(info: dict) -> str:
         f"device {info['device']}; {info['cpu_cores']} cores; {info['memory_gib']} GiB RAM; "
         f"torch {info['torch']} ({info['torch_threads']} threads); load average {load}"
     )
+
+
+@dataclass
+class Setup:
+    """What both trainer benchmarks start from (``prepare``)."""
+
+    device: torch.device
+    knobs: dict  # model knobs from --set
+    options: dict  # trainer options from --set
+    root: Path  # the image folder the seed-style loop reads
+    data: Dataset  # the trainer's MINICIFAR
+    load_seconds: float  # one-time decode/cache cost, not timed
+    initial: nn.Module  # the initial weights both sides copy
+
+
+def prepare(args: argparse.Namespace) -> Setup:
+    """Device, ``--set`` overrides, data and initial model, in the order the scripts need them.
+
+    Raises:
+        HpoError, ValueError: a bad option or missing data (the scripts print it and exit 2).
+    """
+    device = setup_device(args)
+    knobs, options = split_overrides(args.model, args.overrides)
+    root = image_folder_root(args.data_dir)
+    data, load_seconds = load_minicifar(args)
+    initial = fresh_model(args.model, len(data.classes), knobs)
+    return Setup(device, knobs, options, root, data, load_seconds, initial)
 
 
 def setup_device(args: argparse.Namespace) -> torch.device:

@@ -184,17 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parse_args(argv)
     try:
-        device = common.setup_device(args)
-        knobs, options = common.split_overrides(args.model, args.overrides)
-        root = common.image_folder_root(args.data_dir)
-        data, load_seconds = common.load_minicifar(args)
-        initial = common.fresh_model(args.model, len(data.classes), knobs)
+        setup = common.prepare(args)
         epochs = args.warmup_epochs + args.epochs
-        default_config = TrainConfig(**{**options, "epochs": epochs}).validate()
-        batch32_config = TrainConfig(**{**options, "epochs": epochs, "batch_size": common.SEED_BATCH_SIZE}).validate()
+        default_config = TrainConfig(**{**setup.options, "epochs": epochs}).validate()
+        batch32_config = TrainConfig(**{**setup.options, "epochs": epochs, "batch_size": common.SEED_BATCH_SIZE}).validate()
     except (HpoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    device, root, data, load_seconds, initial = setup.device, setup.root, setup.data, setup.load_seconds, setup.initial
 
     info = common.machine_info(device)
     print(common.describe_machine(info))

@@ -370,30 +370,15 @@ def train(
     """
     import dataclasses
 
-    from hpo.config import parse_overrides
+    from hpo.config import parse_overrides, split_model_overrides
     from hpo.data import DatasetConfig, load_dataset
     from hpo.device import resolve_device, set_cpu_threads
-    from hpo.models import count_macs, count_params, create_model, families, variants
+    from hpo.models import count_macs, count_params, create_model, families
     from hpo.train import TrainConfig, TrainingStopped, evaluate, seed_everything
     from hpo.train import train as run_training
 
-    family = variants()[model][0] if model in variants() else model
-    if family not in families():
-        raise ConfigError(f"--model {model!r} is not a model family or variant; choose one of: {', '.join(sorted(families()))} "
-                          f"or a variant listed by `hpo models`")
+    family, knobs, options = split_model_overrides(model, set_ or [])
     model_fields = {f.name for f in dataclasses.fields(families()[family].config_cls)}
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    knob_pairs, train_pairs = [], []
-    for pair in set_ or []:
-        key = pair.split("=", 1)[0].strip()
-        if key in model_fields:
-            knob_pairs.append(pair)
-        elif key in train_fields:
-            train_pairs.append(pair)
-        else:
-            raise ConfigError(f"--set {pair}: {key!r} is neither a knob of {family} ({', '.join(sorted(model_fields))}) "
-                              f"nor a trainer option ({', '.join(sorted(train_fields))})")
-    knobs = parse_overrides(knob_pairs, families()[family].config_cls)
     if depth is not None:
         if "depth" not in model_fields:
             raise ConfigError(f"--depth: model family {family} has no depth knob; its knobs are {', '.join(sorted(model_fields))}")
@@ -404,7 +389,6 @@ def train(
         if width_knob not in model_fields:
             raise ConfigError(f"--width: model family {family} has no width knob; its knobs are {', '.join(sorted(model_fields))}")
         knobs[width_knob] = width
-    options = parse_overrides(train_pairs, TrainConfig)
     config = TrainConfig(**{**options, "epochs": epochs, "seed": seed})
     try:
         config.validate()

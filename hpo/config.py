@@ -19,7 +19,7 @@ import math
 import os
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -719,6 +719,42 @@ def parse_overrides(pairs: list[str], target: type | Mapping[str, Any], *, origi
             raise ConfigError(f"{origin} {pair}: unknown key {key!r}; valid keys: {', '.join(sorted(types_))}")
         result[key] = _coerce(text.strip(), types_[key], f"{origin} {pair}")
     return result
+
+
+def split_model_overrides(model: str, pairs: Sequence[str]) -> tuple[str, dict, dict]:
+    """Route ``--set KEY=VALUE`` pairs to a model's knobs or the trainer's options, typed.
+
+    Args:
+        model: a model family or variant name.
+        pairs: the ``--set`` strings.
+
+    Returns:
+        ``(family, knobs, trainer_options)``, typed by the family's config and by ``TrainConfig``.
+
+    Raises:
+        ConfigError: unknown model, a key that is neither a knob nor a trainer option, or a bad value.
+    """
+    from hpo.models import families, variants
+    from hpo.train import TrainConfig
+
+    family = variants()[model][0] if model in variants() else model
+    if family not in families():
+        raise ConfigError(f"--model {model!r} is not a model family or variant; choose one of: {', '.join(sorted(families()))} "
+                          f"or a variant listed by `hpo models`")
+    config_cls = families()[family].config_cls
+    knob_names = {f.name for f in dataclasses.fields(config_cls)}
+    option_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    knob_pairs, option_pairs = [], []
+    for pair in pairs:
+        key = pair.split("=", 1)[0].strip()
+        if key in knob_names:
+            knob_pairs.append(pair)
+        elif key in option_names:
+            option_pairs.append(pair)
+        else:
+            raise ConfigError(f"--set {pair}: {key!r} is neither a knob of {family} ({', '.join(sorted(knob_names))}) "
+                              f"nor a trainer option ({', '.join(sorted(option_names))})")
+    return family, parse_overrides(knob_pairs, config_cls), parse_overrides(option_pairs, TrainConfig)
 
 
 def _coerce(text: str, tp: Any, label: str) -> Any:
