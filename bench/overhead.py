@@ -127,6 +127,7 @@ def fake_training(worker: Worker, rng: random.Random):
     import torch
 
     from hpo.train import EpochMetrics, TrainResult
+    from hpo.workers import heartbeat_seconds
 
     own_seconds: list[float] = []
 
@@ -138,7 +139,7 @@ def fake_training(worker: Worker, rng: random.Random):
         in_service = 0.0
         quality = rng.random()  # how good this made-up configuration is
         epoch_seconds = NOMINAL_TRIAL_SECONDS / config.epochs
-        beats_per_epoch = epoch_seconds / workers_heartbeat_seconds()
+        beats_per_epoch = epoch_seconds / heartbeat_seconds()
         beats_due, history = 0.0, []
         try:
             for epoch in range(1, config.epochs + 1):
@@ -165,12 +166,6 @@ def fake_training(worker: Worker, rng: random.Random):
 
     with mock.patch("hpo.models.create_model", create_model), mock.patch("hpo.train.train", train):
         yield own_seconds
-
-
-def workers_heartbeat_seconds() -> float:
-    from hpo.workers import heartbeat_seconds
-
-    return heartbeat_seconds()
 
 
 def service_trial(worker: Worker, rng: random.Random) -> float:
