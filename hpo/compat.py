@@ -1,0 +1,76 @@
+"""Every use of Optuna's private attributes, in one place, each with the reason it is needed.
+
+Optuna's public API has no way to reach a study's storage or ids, a trial's id, a GridSampler's
+unvisited points, or a file artifact store's folder. hpo needs them for a few jobs (atomic
+multi-attribute writes, heartbeats on system attributes, reading one trial by number). When
+Optuna renames one of these, only this module changes; a test (tests/test_compat.py) exercises
+each accessor against the installed Optuna.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The study's storage object.
+
+    Why private: ``Study`` does not expose its storage, and hpo writes system attributes
+    (heartbeats, worker presence, retention marks) that ``Study`` has no setter for.
+    """
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """The study's id in its storage (the key of every storage call about the study).
+
+    Why private: ``Study`` does not expose it; ``storage.get_study_id_from_name`` would cost a
+    query on every call.
+    """
+    return study._study_id
+
+
+def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """A trial's id in its storage (not its number).
+
+    Why private: ``Trial`` and ``FrozenTrial`` keep the id private, but the storage API that
+    writes system attributes and reads one trial takes it.
+    """
+    return trial._trial_id
+
+
+def trial_storage(trial: optuna.Trial) -> optuna.storages.BaseStorage:
+    """The storage a running trial writes to (``Trial.storage`` is public; kept here for symmetry)."""
+    return trial.storage
+
+
+def update_cached_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Make ``trial.user_attrs`` show attributes written straight to the storage.
+
+    Why private: ``Trial.set_user_attr`` updates the trial's cached frozen copy, which
+    ``trial.user_attrs`` returns; a batched write through the storage must do the same, or the
+    running trial would not see its own record.
+    """
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def grid_unvisited_ids(sampler: optuna.samplers.GridSampler, study: optuna.Study) -> list[int]:
+    """The grid points no trial of ``study`` has taken yet.
+
+    Why private: GridSampler has no public query for it, and hpo must tell "the grid is done"
+    before ``ask`` (Optuna's own ``study.stop()`` from ``after_trial`` does not stop other workers).
+    """
+    return sampler._get_unvisited_grid_ids(study)
+
+
+def artifact_store_folder(store: Any) -> Path | None:
+    """The folder of a ``FileSystemArtifactStore`` (None for other stores).
+
+    Why private: the store keeps its base path private, and retention weighs checkpoints by their
+    file size, and error messages name the folder.
+    """
+    base = getattr(store, "_base_path", None)
+    return Path(base) if base is not None else None
