@@ -5,6 +5,8 @@ Every error a user can fix (a bad YAML key, missing data, an unreachable device)
 The CLI prints the message and exits with code 2, with no traceback; the library never exits.
 """
 
+from collections.abc import Iterable
+
 
 class HpoError(Exception):
     """An error the user can fix; the CLI prints it without a traceback and exits 2."""
@@ -24,6 +26,31 @@ class WeightsNotFoundError(HpoError):
 
 class DeviceError(HpoError):
     """A requested device (e.g. cuda:3) does not exist or cannot be used."""
+
+
+def constructor_args(cls: type, *, exclude: Iterable[str] = (), unexpressible: Iterable[str] = ()) -> frozenset[str]:
+    """The keyword arguments of a sampler or pruner class that a study file's ``args`` may set.
+
+    Args:
+        cls: The class whose ``__init__`` is read.
+        exclude: Arguments hpo supplies itself (the study's epochs, objectives, seed...).
+        unexpressible: Words of annotations no YAML value can have (``Callable``, ``FrozenTrial``...):
+            arguments annotated with them are left out.
+
+    Returns:
+        The argument names.
+    """
+    import inspect
+
+    words = tuple(unexpressible)
+    names = set()
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if any(word in str(param.annotation) for word in words):
+            continue
+        names.add(param.name)
+    return frozenset(names - set(exclude))
 
 
 def reject_unknown_args(kind: str, name: str, args, arg_names, origin: str) -> None:

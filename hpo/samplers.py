@@ -21,7 +21,6 @@ COMPLETE and PRUNED trials, so a FAIL trial never informs a sampler.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from hpo.errors import ConfigError, reject_unknown_args
+from hpo.compat import grid_unvisited_ids, reseed_grid_sampler, storage_of, trial_id
+from hpo.errors import ConfigError, constructor_args, reject_unknown_args
+from hpo.trials import SYS_GRID_ID
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
@@ -65,6 +66,10 @@ class SamplerEntry:
         native_conditional: Whether it models conditional parameters (``when:``) itself.
         factory: ``(args, *, space, n_objectives, seed, constraints_func) -> BaseSampler``.
         arg_names: The ``args`` keys a study file may set; ``None`` accepts any.
+        needs_finite_choices: Whether it enumerates a grid, so every parameter needs finite
+            choices (``hpo.space.grid_values``); the study ends once every point is tried.
+        per_worker_unless_seeded: ``args`` that, when true, make each worker draw a different
+            sequence unless ``args.seed`` gives them a common one (QMC's ``scramble``).
     """
 
     name: str
@@ -75,22 +80,15 @@ class SamplerEntry:
     native_conditional: bool
     factory: SamplerFactory = field(repr=False)
     arg_names: frozenset[str] | None = None
+    needs_finite_choices: bool = False
+    per_worker_unless_seeded: tuple[str, ...] = ()
 
 
 SAMPLERS: dict[str, SamplerEntry] = {}
 
 
 def _settable_args(cls: type) -> frozenset[str]:
-    """Keyword arguments of an Optuna sampler/pruner class that a YAML file can set."""
-    names = set()
-    for param in inspect.signature(cls.__init__).parameters.values():
-        if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        annotation = str(param.annotation)
-        if any(word in annotation for word in _UNEXPRESSIBLE_ANNOTATIONS):
-            continue
-        names.add(param.name)
-    return frozenset(names)
+    return constructor_args(cls, unexpressible=_UNEXPRESSIBLE_ANNOTATIONS)
 
 
 def register_sampler(
@@ -103,6 +101,8 @@ def register_sampler(
     native_conditional: bool,
     optuna_class: type | None = None,
     arg_names: Sequence[str] | None = None,
+    needs_finite_choices: bool = False,
+    per_worker_unless_seeded: Sequence[str] = (),
     replace: bool = False,
 ) -> Callable[[SamplerFactory], SamplerFactory]:
     """Register a sampler factory under ``name`` (use as a decorator).
@@ -118,6 +118,10 @@ def register_sampler(
             project sets and those YAML cannot express) become the accepted ``args``.
         arg_names: Accepted ``args`` keys, overriding ``optuna_class``; with neither, any key is
             passed through unchecked.
+        needs_finite_choices: Whether the sampler enumerates a grid of the parameters' finite
+            choices (``check_sampler`` then refuses an infinite space and counts the points).
+        per_worker_unless_seeded: ``args`` that make each worker draw differently unless
+            ``args.seed`` is set (``check_sampler`` says so once).
         replace: Allow replacing an existing entry (otherwise a duplicate name is an error).
 
     Returns:
@@ -142,6 +146,8 @@ def register_sampler(
             native_conditional=native_conditional,
             factory=factory,
             arg_names=accepted,
+            needs_finite_choices=needs_finite_choices,
+            per_worker_unless_seeded=tuple(per_worker_unless_seeded),
         )
         return factory
 
@@ -255,7 +261,7 @@ class GridSearchSampler(optuna.samplers.GridSampler):
     def __init__(self, search_space: Mapping[str, Sequence[Any]], seed: int | None = None) -> None:
         super().__init__(search_space, seed=0)
         if seed is not None:
-            self._rng.rng.seed(seed)
+            reseed_grid_sampler(self, seed)
 
     def after_trial(
         self,
@@ -265,8 +271,8 @@ class GridSearchSampler(optuna.samplers.GridSampler):
         values: Sequence[float] | None,
     ) -> None:
         # `trial` is not stored as finished yet, so it still counts as unvisited here.
-        unvisited = self._get_unvisited_grid_ids(study)
-        own = study._storage.get_trial_system_attrs(trial._trial_id).get("grid_id")
+        unvisited = grid_unvisited_ids(self, study)
+        own = storage_of(study).get_trial_system_attrs(trial_id(trial)).get(SYS_GRID_ID)
         if not unvisited or unvisited == [own]:
             try:
                 study.stop()
@@ -297,6 +303,18 @@ def _fallback_params(entry: SamplerEntry, space: SearchSpace) -> tuple[list[str]
         elif param.kind == "categorical" and not entry.native_categorical:
             categorical.append(param.name)
     return categorical, conditional
+
+
+def _grid_note(space: SearchSpace, origin: str) -> str:
+    """The size of the grid a grid sampler enumerates (refusing a space without finite choices)."""
+    from hpo.space import grid_values
+
+    try:
+        grid = grid_values(space)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
+    n_points = math.prod(len(values) for values in grid.values())
+    return f"grid has {n_points} points; the study stops once every point is tried"
 
 
 def check_sampler(
@@ -333,20 +351,13 @@ def check_sampler(
         raise ConfigError(_single_objective_message(origin, name, n_objectives))
 
     notes: list[str] = []
-    if name == "grid":
-        from hpo.space import grid_values
-
-        try:
-            grid = grid_values(space)
-        except ConfigError as error:
-            raise ConfigError(f"{origin}: {error}") from None
-        n_points = math.prod(len(values) for values in grid.values())
-        notes.append(f"grid has {n_points} points; the study stops once every point is tried")
+    if entry.needs_finite_choices:
+        notes.append(_grid_note(space, origin))
 
     categorical, conditional = _fallback_params(entry, space)
-    if name == "grid" and conditional:
+    if entry.needs_finite_choices and conditional:
         notes.append(
-            f"grid enumerates the conditional parameters ({', '.join(conditional)}) in every "
+            f"{name} enumerates the conditional parameters ({', '.join(conditional)}) in every "
             "combination, so some points repeat a configuration"
         )
     elif categorical or conditional:
@@ -360,11 +371,12 @@ def check_sampler(
         )
     if constrained and not entry.constraints:
         notes.append(f"{name} does not use constraints; infeasible trials only count as failures")
-    if name == "qmc" and args.get("scramble") and "seed" not in args:
-        notes.append(
-            "qmc with scramble: true draws a different sequence on each worker unless "
-            "sampler.args.seed is set"
-        )
+    for arg in entry.per_worker_unless_seeded:
+        if args.get(arg) and "seed" not in args:
+            notes.append(
+                f"{name} with {arg}: true draws a different sequence on each worker unless "
+                "sampler.args.seed is set"
+            )
 
     # Build once so that values the sampler refuses (e.g. population_size: 1) fail here, with the
     # file named, rather than in every worker.
@@ -486,6 +498,7 @@ def _register_builtin() -> None:
         native_categorical=True,
         native_conditional=False,
         optuna_class=samplers.QMCSampler,
+        per_worker_unless_seeded=("scramble",),
     )
     def _qmc(args, *, space, n_objectives, seed, constraints_func):
         defaults = {"warn_independent_sampling": False}
@@ -500,6 +513,7 @@ def _register_builtin() -> None:
         native_conditional=False,
         # No args: the grid comes from the search space, and its shuffle must not vary by worker.
         arg_names=(),
+        needs_finite_choices=True,
     )
     def _grid(args, *, space, n_objectives, seed, constraints_func):
         from hpo.space import grid_values

@@ -1,160 +1,37 @@
 """Pruners: the pure multi-objective successive-halving rule on hand-made rungs, the same rule over
-a real Optuna study, the one entry point the study layer calls, and the registry contract."""
+a real Optuna study, the per-epoch contract the trial loop calls, and the registry contract.
+
+Non-dominated ranks and crowding distances are tested with the Pareto analysis
+(tests/analysis/test_pareto.py), which owns them."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from hpo.analysis.pareto import non_dominated_ranks
 from hpo.errors import ConfigError
-from hpo.pruning import (
+from hpo.pruners import (
     PRUNERS,
-    EpochPruner,
+    BasePruner,
     MultiObjectiveSuccessiveHalving,
+    OptunaPruner,
     check_pruner,
-    crowding_distances,
-    make_pruner,
+    create_pruner,
     mo_successive_halving_keep,
-    non_dominated_ranks,
     register_pruner,
 )
+from hpo.trials import EpochMetrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 ORIGIN = "studies/test.yaml"
 ACC_PARAMS = ["maximize", "minimize"]
-
-
-def _brute_force_ranks(points: np.ndarray, directions: list[str]) -> list[int]:
-    """Reference: peel Pareto fronts by the definition, one point at a time."""
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    costs = np.asarray(points, dtype=float) * signs
-    remaining = set(range(len(costs)))
-    ranks = [0] * len(costs)
-    rank = 0
-    while remaining:
-        front = {
-            i
-            for i in remaining
-            if not any(
-                np.all(costs[j] <= costs[i]) and np.any(costs[j] < costs[i]) for j in remaining
-            )
-        }
-        for i in front:
-            ranks[i] = rank
-        remaining -= front
-        rank += 1
-    return ranks
-
-
-# --- non_dominated_ranks -----------------------------------------------------------------------
-
-
-def test_ranks_2d_accuracy_vs_params() -> None:
-    points = np.array(
-        [
-            [0.90, 5e6],  # front: most accurate
-            [0.80, 1e6],  # front
-            [0.70, 1e5],  # front: smallest
-            [0.85, 5e6],  # dominated by 0 only -> 1
-            [0.75, 2e6],  # dominated by 1 -> 1
-            [0.70, 6e6],  # dominated by 3 (and 0, 1) -> 2
-        ]
-    )
-    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [0, 0, 0, 1, 1, 2]
-
-
-def test_ranks_3d_with_time() -> None:
-    directions = ["maximize", "minimize", "minimize"]
-    points = np.array(
-        [
-            [0.9, 1e6, 100.0],  # front
-            [0.9, 1e6, 50.0],  # front, and dominates 0 -> 0 moves down
-            [0.5, 1e4, 500.0],  # front: smallest
-            [0.6, 1e7, 10.0],  # front: fastest
-            [0.5, 1e7, 20.0],  # dominated by 3 -> 1
-        ]
-    )
-    assert non_dominated_ranks(points, directions).tolist() == [1, 0, 0, 0, 1]
-
-
-def test_duplicates_share_a_rank() -> None:
-    points = np.array([[0.8, 1e6], [0.8, 1e6], [0.7, 2e6], [0.7, 2e6]])
-    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [0, 0, 1, 1]
-
-
-def test_single_point_is_the_front() -> None:
-    assert non_dominated_ranks(np.array([[0.5, 10.0]]), ACC_PARAMS).tolist() == [0]
-    assert non_dominated_ranks(np.zeros((0, 2)), ACC_PARAMS).tolist() == []
-
-
-def test_all_on_the_front() -> None:
-    # Accuracy rises with size: every trade-off is Pareto-optimal.
-    points = np.array([[0.5 + 0.1 * i, 10.0**i] for i in range(5)])
-    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [0] * 5
-
-
-def test_dominated_chain_gets_one_rank_each() -> None:
-    # Each point is better than the next in both objectives; shuffled so order can't help.
-    chain = np.array([[0.9 - 0.1 * i, 1.0 + i] for i in range(6)])
-    order = [3, 0, 5, 1, 4, 2]
-    ranks = non_dominated_ranks(chain[order], ACC_PARAMS)
-    assert ranks.tolist() == order
-
-
-def test_infinite_worst_values_rank_last() -> None:
-    points = np.array([[-np.inf, np.inf], [0.1, 1e9], [0.9, 1e3]])
-    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [2, 1, 0]
-
-
-def test_ranks_match_the_definition_on_random_sets() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        n, m = int(rng.integers(1, 25)), int(rng.integers(1, 4))
-        points = rng.integers(0, 4, size=(n, m)).astype(float)  # small ints: many ties
-        directions = [("maximize", "minimize")[int(b)] for b in rng.integers(0, 2, size=m)]
-        assert non_dominated_ranks(points, directions).tolist() == _brute_force_ranks(
-            points, directions
-        )
-
-
-def test_ranks_refuse_nan_and_bad_directions() -> None:
-    with pytest.raises(ValueError, match="NaN"):
-        non_dominated_ranks(np.array([[np.nan, 1.0]]), ACC_PARAMS)
-    with pytest.raises(ValueError, match="direction"):
-        non_dominated_ranks(np.array([[0.5, 1.0]]), ["maximize", "smaller"])
-    with pytest.raises(ValueError, match="directions"):
-        non_dominated_ranks(np.array([[0.5, 1.0]]), ["maximize"])
-
-
-# --- crowding_distances ------------------------------------------------------------------------
-
-
-def test_crowding_extremes_are_infinite_and_inner_points_measure_the_gap() -> None:
-    front = np.array([[0.5, 1.0], [0.6, 2.0], [0.61, 3.0], [0.9, 10.0]])
-    distances = crowding_distances(front, ACC_PARAMS)
-    assert np.isinf(distances[0]) and np.isinf(distances[3])
-    # Gaps over the front's range per objective: accuracy range 0.4, params range 9.
-    assert distances[1] == pytest.approx((0.61 - 0.5) / 0.4 + (3.0 - 1.0) / 9.0)
-    assert distances[2] == pytest.approx((0.9 - 0.6) / 0.4 + (10.0 - 2.0) / 9.0)
-
-
-def test_crowding_is_order_independent_and_equal_for_duplicates() -> None:
-    front = np.array([[0.5, 1.0], [0.7, 3.0], [0.7, 3.0], [0.8, 4.0], [0.9, 10.0]])
-    distances = crowding_distances(front, ACC_PARAMS)
-    assert distances[1] == distances[2]
-    for order in ([4, 2, 0, 3, 1], [1, 2, 3, 4, 0]):
-        assert crowding_distances(front[order], ACC_PARAMS).tolist() == distances[order].tolist()
-
-
-def test_crowding_of_one_distinct_point_is_infinite() -> None:
-    assert np.isinf(crowding_distances(np.array([[0.5, 1.0], [0.5, 1.0]]), ACC_PARAMS)).all()
 
 
 # --- mo_successive_halving_keep ------------------------------------------------------------------
@@ -238,6 +115,13 @@ OBJECTIVES = ["val_accuracy", "param_count", "train_seconds"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 
 
+def _metrics(epoch: int, val_accuracy: float, elapsed_seconds: float) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=epoch, train_loss=0.0, train_accuracy=0.0, val_loss=0.0, val_accuracy=val_accuracy,
+        epoch_seconds=1.0, images_per_second=1.0, lr=0.1, elapsed_seconds=elapsed_seconds,
+    )
+
+
 def _history(accuracies: list[float], seconds_per_epoch: float) -> list[dict]:
     return [
         {"epoch": e + 1, "val_accuracy": a, "elapsed_seconds": seconds_per_epoch * (e + 1)}
@@ -260,6 +144,14 @@ def _add(study, state, accuracies, param_count, seconds_per_epoch, **extra_attrs
     return study.trials[-1].number
 
 
+def _judge(pruner: BasePruner, study: optuna.Study, number: int, epoch: int) -> bool:
+    """The pruner's decision on a stored trial after ``epoch``, as the trial loop asks it."""
+    trial = study.trials[number]
+    entry = next(h for h in trial.user_attrs["history"] if h["epoch"] == epoch)
+    return pruner.should_prune(study, trial, epoch, _metrics(epoch, entry["val_accuracy"],
+                                                             entry["elapsed_seconds"]))
+
+
 def _mo_study() -> optuna.Study:
     study = optuna.create_study(directions=DIRECTIONS)
     study.set_metric_names(OBJECTIVES)
@@ -275,9 +167,9 @@ def test_dominated_big_slow_trial_is_pruned_and_front_trial_kept() -> None:
     # Running: a big, slow, inaccurate trial and a small, fast, accurate one, both at epoch 1.
     bad = _add(study, TrialState.RUNNING, [0.40], 2e7, 60)
     good = _add(study, TrialState.RUNNING, [0.70], 1e5, 2)
-    pruner = MultiObjectiveSuccessiveHalving(epochs=20)
-    assert pruner.should_prune(study, bad, 1, OBJECTIVES) is True
-    assert pruner.should_prune(study, good, 1, OBJECTIVES) is False
+    pruner = MultiObjectiveSuccessiveHalving(epochs=20, objectives=OBJECTIVES)
+    assert _judge(pruner, study, bad, 1) is True
+    assert _judge(pruner, study, good, 1) is False
 
 
 def test_only_rung_epochs_below_the_last_are_judged() -> None:
@@ -291,8 +183,8 @@ def test_only_rung_epochs_below_the_last_are_judged() -> None:
     for _ in range(5):
         _add(study, TrialState.COMPLETE, [0.9] * 9, 1e4, 1)
     bad = _add(study, TrialState.RUNNING, [0.1, 0.1], 1e8, 100)
-    assert pruner.should_prune(study, bad, 1, OBJECTIVES) is True
-    assert pruner.should_prune(study, bad, 2, OBJECTIVES) is False  # not a rung
+    assert _judge(pruner, study, bad, 1) is True  # objectives from study.metric_names
+    assert _judge(pruner, study, bad, 2) is False  # not a rung
 
 
 def test_trials_that_stopped_before_the_rung_and_failed_trials_do_not_count() -> None:
@@ -306,11 +198,11 @@ def test_trials_that_stopped_before_the_rung_and_failed_trials_do_not_count() ->
     for _ in range(2):
         _add(study, TrialState.PRUNED, [0.95], 1e3, 1)
     me = _add(study, TrialState.RUNNING, [0.5, 0.5, 0.5], 1e6, 10)
-    pruner = MultiObjectiveSuccessiveHalving(epochs=27)
+    pruner = MultiObjectiveSuccessiveHalving(epochs=27, objectives=OBJECTIVES)
     points, _, numbers = pruner.rung_points(study, 3, OBJECTIVES)
     assert len(numbers) == 3 and me in numbers
     # ceil(3 / 3) = 1 survivor and two trials dominate `me`.
-    assert pruner.should_prune(study, me, 3, OBJECTIVES) is True
+    assert _judge(pruner, study, me, 3) is True
     # At rung 1 the two trials pruned there count too: 2 complete + 2 pruned + me.
     _, _, numbers_at_1 = pruner.rung_points(study, 1, OBJECTIVES)
     assert len(numbers_at_1) == 5
@@ -337,10 +229,11 @@ def test_objectives_select_the_columns() -> None:
     # Smallest but very slow: on the (accuracy, size) front beside the 0.6 trial, so among the
     # ceil(6 / 3) = 2 survivors; on (accuracy, time) the 0.6 and 0.58 trials dominate it.
     slow = _add(study, TrialState.RUNNING, [0.55], 1e4, 1000)
-    pruner = MultiObjectiveSuccessiveHalving(epochs=3)
-    assert not pruner.should_prune(study, slow, 1, ["val_accuracy", "param_count"])
-    assert pruner.should_prune(study, slow, 1, ["val_accuracy", "train_seconds"])
-    points, directions, _ = pruner.rung_points(study, 1, ["param_count"])
+    by_size = MultiObjectiveSuccessiveHalving(epochs=3, objectives=["val_accuracy", "param_count"])
+    by_time = MultiObjectiveSuccessiveHalving(epochs=3, objectives=["val_accuracy", "train_seconds"])
+    assert not _judge(by_size, study, slow, 1)
+    assert _judge(by_time, study, slow, 1)
+    points, directions, _ = by_size.rung_points(study, 1, ["param_count"])
     assert directions == ["maximize", "minimize"] and points.shape == (6, 2)
 
 
@@ -357,8 +250,9 @@ def test_macs_are_read_from_user_attrs() -> None:
 def test_missing_own_history_is_a_caller_bug() -> None:
     study = _mo_study()
     me = _add(study, TrialState.RUNNING, [0.5], 1e5, 1)
+    pruner = MultiObjectiveSuccessiveHalving(epochs=9)
     with pytest.raises(ValueError, match="no history entry for epoch 3"):
-        MultiObjectiveSuccessiveHalving(epochs=9).should_prune(study, me, 3, OBJECTIVES)
+        pruner.should_prune(study, study.trials[me], 3, _metrics(3, 0.5, 3.0))
 
 
 def test_unknown_objective_is_refused() -> None:
@@ -373,18 +267,22 @@ def test_constructor_validates() -> None:
         MultiObjectiveSuccessiveHalving(min_resource=0)
 
 
-# --- EpochPruner: the study layer's one entry point ---------------------------------------------
+# --- The per-epoch contract, driven the way the trial loop drives it ---------------------------
 
 
-def _train(study: optuna.Study, epoch_pruner: EpochPruner, curve: list[float], param_count: float):
-    """What the study layer does per trial: store history, ask the pruner, stop when told."""
+def _train(study: optuna.Study, pruner: BasePruner, curve: list[float], param_count: float):
+    """What the trial loop does per trial: store the history, report on single-objective studies,
+    ask the pruner, stop when told."""
     trial = study.ask()
     trial.set_user_attr("param_count", param_count)
     history: list[dict] = []
     for epoch, accuracy in enumerate(curve, start=1):
-        history.append({"epoch": epoch, "val_accuracy": accuracy, "elapsed_seconds": float(epoch)})
+        metrics = _metrics(epoch, accuracy, float(epoch))
+        history.append(metrics.to_dict())
         trial.set_user_attr("history", history)
-        if epoch_pruner.should_prune(study, trial, epoch, accuracy):
+        if len(study.directions) == 1:
+            trial.report(accuracy, epoch)
+        if pruner.should_prune(study, trial, epoch, metrics):
             study.tell(trial, state=TrialState.PRUNED)
             return trial.number, "pruned"
     values = [curve[-1], param_count] if len(study.directions) > 1 else curve[-1]
@@ -392,104 +290,106 @@ def _train(study: optuna.Study, epoch_pruner: EpochPruner, curve: list[float], p
     return trial.number, "complete"
 
 
-def test_epoch_pruner_runs_mo_asha_on_a_multi_objective_study_without_report() -> None:
+def _objectives(n: int) -> list[str]:
+    return OBJECTIVES[:n]
+
+
+def test_mo_asha_prunes_a_multi_objective_study_without_report() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_metric_names(["val_accuracy", "param_count"])
-    epoch_pruner = EpochPruner(make_pruner("mo_asha", {}, n_objectives=2, epochs=5))
-    assert isinstance(epoch_pruner.study_pruner, optuna.pruners.NopPruner)
+    pruner = create_pruner("mo_asha", {}, objectives=_objectives(2), epochs=5)
+    assert isinstance(pruner.optuna_pruner, optuna.pruners.NopPruner)
     for _ in range(4):
-        _train(study, epoch_pruner, [0.8] * 5, 1e5)
-    number, outcome = _train(study, epoch_pruner, [0.2] * 5, 1e7)
+        _train(study, pruner, [0.8] * 5, 1e5)
+    number, outcome = _train(study, pruner, [0.2] * 5, 1e7)
     assert outcome == "pruned"
     trial = study.trials[number]
     assert trial.intermediate_values == {}  # Optuna refuses report on multi-objective studies
     assert [h["epoch"] for h in trial.user_attrs["history"]] == [1]
 
 
-def test_epoch_pruner_reports_and_asks_optuna_on_single_objective_studies() -> None:
-    epoch_pruner = EpochPruner(
-        make_pruner("median", {"n_startup_trials": 2}, n_objectives=1, epochs=4)
-    )
-    study = optuna.create_study(direction="maximize", pruner=epoch_pruner.study_pruner)
+def test_optuna_pruners_decide_from_the_reported_values() -> None:
+    pruner = create_pruner("median", {"n_startup_trials": 2}, objectives=_objectives(1), epochs=4)
+    assert isinstance(pruner, OptunaPruner)
+    study = optuna.create_study(direction="maximize", pruner=pruner.optuna_pruner)
     for _ in range(3):
-        _train(study, epoch_pruner, [0.5, 0.6, 0.7, 0.8], 1e5)
-    number, outcome = _train(study, epoch_pruner, [0.1, 0.1, 0.1, 0.1], 1e5)
+        _train(study, pruner, [0.5, 0.6, 0.7, 0.8], 1e5)
+    number, outcome = _train(study, pruner, [0.1, 0.1, 0.1, 0.1], 1e5)
     assert outcome == "pruned"
     assert study.trials[number].intermediate_values == {1: 0.1}
     assert study.trials[0].intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.8}
 
 
-def test_epoch_pruner_none_reports_but_never_prunes() -> None:
-    epoch_pruner = EpochPruner(make_pruner("none", {}, n_objectives=1, epochs=3))
-    study = optuna.create_study(direction="maximize", pruner=epoch_pruner.study_pruner)
-    outcomes = [_train(study, epoch_pruner, curve, 1e5)[1] for curve in ([0.9] * 3, [0.1] * 3)]
+def test_optuna_pruner_never_prunes_a_multi_objective_study() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    pruner = OptunaPruner(optuna.pruners.ThresholdPruner(lower=0.5))
+    assert pruner.should_prune(study, trial, 1, _metrics(1, 0.1, 1.0)) is False
+
+
+def test_none_never_prunes() -> None:
+    pruner = create_pruner("none", {}, objectives=_objectives(1), epochs=3)
+    assert isinstance(pruner.optuna_pruner, optuna.pruners.NopPruner)
+    study = optuna.create_study(direction="maximize", pruner=pruner.optuna_pruner)
+    outcomes = [_train(study, pruner, curve, 1e5)[1] for curve in ([0.9] * 3, [0.1] * 3)]
     assert outcomes == ["complete", "complete"]
     assert study.trials[1].intermediate_values == {1: 0.1, 2: 0.1, 3: 0.1}
 
 
 def test_mo_asha_on_a_single_objective_study_is_asha_on_accuracy() -> None:
-    epoch_pruner = EpochPruner(make_pruner("mo_asha", {}, n_objectives=1, epochs=4))
-    study = optuna.create_study(direction="maximize", pruner=epoch_pruner.study_pruner)
+    pruner = create_pruner("mo_asha", {}, objectives=_objectives(1), epochs=4)
+    study = optuna.create_study(direction="maximize", pruner=pruner.optuna_pruner)
     for _ in range(3):
-        _train(study, epoch_pruner, [0.8] * 4, 1e5)
+        _train(study, pruner, [0.8] * 4, 1e5)
     # Big but accurate: param_count is not an objective here, so it survives.
-    assert _train(study, epoch_pruner, [0.9] * 4, 1e9)[1] == "complete"
-    assert _train(study, epoch_pruner, [0.1] * 4, 1e3)[1] == "pruned"
+    assert _train(study, pruner, [0.9] * 4, 1e9)[1] == "complete"
+    assert _train(study, pruner, [0.1] * 4, 1e3)[1] == "pruned"
 
 
-def test_epoch_pruner_needs_objective_names_on_multi_objective_studies() -> None:
+def test_mo_asha_needs_objective_names_on_multi_objective_studies() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     trial = study.ask()
     trial.set_user_attr("history", _history([0.5], 1.0))
-    epoch_pruner = EpochPruner(MultiObjectiveSuccessiveHalving())
     with pytest.raises(ValueError, match="set_metric_names"):
-        epoch_pruner.should_prune(study, trial, 1, 0.5)
-    named = EpochPruner(MultiObjectiveSuccessiveHalving(), objectives=["val_accuracy"])
-    assert named.should_prune(study, trial, 1, 0.5) is False  # alone at the rung
+        MultiObjectiveSuccessiveHalving().should_prune(study, trial, 1, _metrics(1, 0.5, 1.0))
+    named = MultiObjectiveSuccessiveHalving(objectives=["val_accuracy"])
+    assert named.should_prune(study, trial, 1, _metrics(1, 0.5, 1.0)) is False  # alone at the rung
 
 
-def _study_config(pruner: str, objectives: list[str], epochs: int, **args):
-    # Only the fields for_study reads; the real StudyConfig is tested with hpo.config.
-    return SimpleNamespace(
-        pruner=SimpleNamespace(name=pruner, args=args), objectives=tuple(objectives), epochs=epochs
-    )
-
-
-def test_for_study_binds_the_configured_pruner_to_the_study() -> None:
+def test_create_pruner_builds_the_configured_pruner_for_the_study() -> None:
     study = optuna.create_study(directions=DIRECTIONS)
-    bound = EpochPruner.for_study(study, _study_config("mo_asha", OBJECTIVES, 5))
-    assert isinstance(bound.epoch_pruner.pruner, MultiObjectiveSuccessiveHalving)
+    pruner = create_pruner("mo_asha", {}, objectives=OBJECTIVES, epochs=5)
+    assert isinstance(pruner, MultiObjectiveSuccessiveHalving)
     for _ in range(3):
         _add(study, TrialState.COMPLETE, [0.9], 1e4, 1)
     trial = study.ask()
     trial.set_user_attr("param_count", 1e7)
     trial.set_user_attr("history", _history([0.1], 1.0))
-    assert bound.should_prune(trial, 1, 0.1) is True
+    assert pruner.should_prune(study, trial, 1, _metrics(1, 0.1, 1.0)) is True
     with pytest.raises(ConfigError, match="single-objective"):
-        EpochPruner.for_study(study, _study_config("median", OBJECTIVES, 5))
+        create_pruner("median", {}, objectives=OBJECTIVES, epochs=5)
 
 
-def test_replay_restores_the_curve_without_deciding() -> None:
-    config = _study_config("median", ["val_accuracy"], 4, n_startup_trials=0)
-    # As the workers do: the study is loaded with the configured Optuna pruner.
-    study = optuna.create_study(
-        direction="maximize",
-        pruner=make_pruner("median", {"n_startup_trials": 0}, n_objectives=1, epochs=4),
-    )
-    bound = EpochPruner.for_study(study, config)
-    _train(study, bound.epoch_pruner, [0.9] * 4, 1e5)
+def test_restored_epochs_are_reported_and_the_next_live_epoch_is_judged() -> None:
+    # As the workers do: the study is loaded with the configured pruner's optuna_pruner.
+    pruner = create_pruner("median", {"n_startup_trials": 0}, objectives=_objectives(1), epochs=4)
+    study = optuna.create_study(direction="maximize", pruner=pruner.optuna_pruner)
+    _train(study, pruner, [0.9] * 4, 1e5)
     retried = study.ask()
-    # Epochs 1-2 of a weak curve come back from a checkpoint: recorded, never pruned...
-    bound.replay(retried, 1, 0.1)
-    bound.replay(retried, 2, 0.1)
+    # Epochs 1-2 of a weak curve come back from a checkpoint: the loop reports them, no decision...
+    retried.report(0.1, 1)
+    retried.report(0.1, 2)
     assert study.trials[-1].intermediate_values == {1: 0.1, 2: 0.1}
     # ...while the next live epoch is judged.
-    assert bound.should_prune(retried, 3, 0.1) is True
+    retried.report(0.1, 3)
+    assert pruner.should_prune(study, retried, 3, _metrics(3, 0.1, 3.0)) is True
     mo_study = optuna.create_study(directions=["maximize", "minimize"])
-    mo_bound = EpochPruner.for_study(mo_study, _study_config("mo_asha", OBJECTIVES[:2], 4))
+    mo_pruner = create_pruner("mo_asha", {}, objectives=OBJECTIVES[:2], epochs=4)
     mo_trial = mo_study.ask()
-    mo_bound.replay(mo_trial, 1, 0.5)  # Optuna refuses report here; replay must not call it
-    assert mo_study.trials[-1].intermediate_values == {}
+    mo_trial.set_user_attr("param_count", 1e5)
+    mo_trial.set_user_attr("history", _history([0.5], 1.0))
+    assert mo_pruner.should_prune(mo_study, mo_trial, 1, _metrics(1, 0.5, 1.0)) is False
+    assert mo_study.trials[-1].intermediate_values == {}  # mo_asha never reports
 
 
 # --- Registry contract ---------------------------------------------------------------------------
@@ -508,16 +408,18 @@ def test_every_pruner_runs_a_study(name: str) -> None:
     entry = PRUNERS[name]
     cases = [1, 2] if entry.multi_objective else [1]
     for n_objectives in cases:
+        objectives = ["val_accuracy", "param_count"][:n_objectives]
         check_pruner(name, {}, n_objectives=n_objectives, origin=ORIGIN, epochs=9)
-        epoch_pruner = EpochPruner(make_pruner(name, {}, n_objectives=n_objectives, epochs=9))
+        pruner = create_pruner(name, {}, objectives=objectives, epochs=9)
+        assert isinstance(pruner, BasePruner)
         study = optuna.create_study(
             directions=["maximize", "minimize"][:n_objectives],
-            pruner=epoch_pruner.study_pruner,
+            pruner=pruner.optuna_pruner,
             sampler=optuna.samplers.RandomSampler(seed=0),
         )
-        study.set_metric_names(["val_accuracy", "param_count"][:n_objectives])
+        study.set_metric_names(objectives)
         outcomes = [
-            _train(study, epoch_pruner, curve, 1e5 * (i + 1))[1]
+            _train(study, pruner, curve, 1e5 * (i + 1))[1]
             for i, curve in enumerate(_curves(8, 9))
         ]
         assert len(study.trials) == 8
@@ -530,20 +432,20 @@ def test_every_pruner_runs_a_study(name: str) -> None:
 def test_successive_halving_pruners_prune_weak_learners() -> None:
     # Not every pruner must prune in 8 trials, but these two rung-based ones must.
     for name in ("asha", "mo_asha"):
-        epoch_pruner = EpochPruner(make_pruner(name, {}, n_objectives=1, epochs=9))
-        study = optuna.create_study(direction="maximize", pruner=epoch_pruner.study_pruner)
-        outcomes = [_train(study, epoch_pruner, curve, 1e5)[1] for curve in _curves(8, 9)]
+        pruner = create_pruner(name, {}, objectives=_objectives(1), epochs=9)
+        study = optuna.create_study(direction="maximize", pruner=pruner.optuna_pruner)
+        outcomes = [_train(study, pruner, curve, 1e5)[1] for curve in _curves(8, 9)]
         assert "pruned" in outcomes, name
         assert outcomes[0] == "complete", name
 
 
 def test_registry_defaults_follow_the_study() -> None:
-    hyperband = make_pruner("hyperband", {}, n_objectives=1, epochs=27)
+    hyperband = create_pruner("hyperband", {}, objectives=_objectives(1), epochs=27).optuna_pruner
     assert hyperband._max_resource == 27 and hyperband._reduction_factor == 3
-    asha = make_pruner("successive_halving", {}, n_objectives=1, epochs=27)
-    assert isinstance(asha, optuna.pruners.SuccessiveHalvingPruner)
+    asha = create_pruner("successive_halving", {}, objectives=_objectives(1), epochs=27)
+    assert isinstance(asha.optuna_pruner, optuna.pruners.SuccessiveHalvingPruner)
     assert PRUNERS["asha"] is PRUNERS["successive_halving"]
-    mo = make_pruner("mo_asha", {"reduction_factor": 2}, n_objectives=3, epochs=8)
+    mo = create_pruner("mo_asha", {"reduction_factor": 2}, objectives=_objectives(3), epochs=8)
     assert mo.rungs() == [1, 2, 4] and mo.min_trials_at_rung == 2
 
 
@@ -565,6 +467,8 @@ def test_unknown_pruner_arg_is_refused_naming_it_and_the_valid_ones() -> None:
     assert "pruner.args.eta" in message and "reduction_factor" in message
     with pytest.raises(ConfigError, match="pruner.args.epochs"):
         check_pruner("mo_asha", {"epochs": 3}, n_objectives=2, origin=ORIGIN)
+    with pytest.raises(ConfigError, match="pruner.args.objectives"):
+        check_pruner("mo_asha", {"objectives": ["val_accuracy"]}, n_objectives=2, origin=ORIGIN)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in PRUNERS.items() if not e.multi_objective))
@@ -576,7 +480,7 @@ def test_single_objective_pruners_are_refused_for_multi_objective_studies(name: 
         "multi-objective studies take mo_asha or none"
     )
     with pytest.raises(ConfigError):
-        make_pruner(name, {}, n_objectives=2, epochs=9)
+        create_pruner(name, {}, objectives=_objectives(2), epochs=9)
 
 
 def test_multi_objective_studies_accept_mo_asha_and_none() -> None:
@@ -595,7 +499,7 @@ def test_bad_pruner_arg_value_is_refused_with_the_file_named() -> None:
 
 
 def test_mo_asha_checks_objectives_and_rungs() -> None:
-    with pytest.raises(ConfigError, match="'test_accuracy'"):
+    with pytest.raises(ConfigError, match=f"^{ORIGIN}: pruner mo_asha cannot measure objective 'test_accuracy'"):
         check_pruner(
             "mo_asha",
             {},
@@ -620,20 +524,71 @@ def test_register_pruner_adds_a_plugin_through_the_same_path() -> None:
         pruner_class=optuna.pruners.ThresholdPruner,
         aliases=("test_plugin_floor",),
     )
-    def _plugin(args, *, epochs):
-        return optuna.pruners.ThresholdPruner(**args)
+    def _plugin(args, *, objectives, epochs):
+        return OptunaPruner(optuna.pruners.ThresholdPruner(**args))
 
     try:
         check_pruner("test_plugin_floor", {"lower": 0.2}, n_objectives=1, origin=ORIGIN)
-        pruner = make_pruner("test_plugin_threshold", {"lower": 0.2}, n_objectives=1, epochs=3)
-        epoch_pruner = EpochPruner(pruner)
-        study = optuna.create_study(direction="maximize", pruner=epoch_pruner.study_pruner)
-        assert _train(study, epoch_pruner, [0.1, 0.5, 0.5], 1e5)[1] == "pruned"
+        pruner = create_pruner("test_plugin_threshold", {"lower": 0.2}, objectives=_objectives(1), epochs=3)
+        study = optuna.create_study(direction="maximize", pruner=pruner.optuna_pruner)
+        assert _train(study, pruner, [0.1, 0.5, 0.5], 1e5)[1] == "pruned"
         with pytest.raises(ConfigError, match="multi-objective studies take mo_asha or none"):
             check_pruner("test_plugin_threshold", {}, n_objectives=2, origin=ORIGIN)
     finally:
         PRUNERS.pop("test_plugin_threshold", None)
         PRUNERS.pop("test_plugin_floor", None)
+
+
+class _StopAtEpoch(BasePruner):
+    """A plug-in multi-objective pruner: stops every trial after ``stop_at`` epochs."""
+
+    multi_objective = True
+
+    def __init__(self, stop_at: int = 2, *, objectives=None, epochs=None) -> None:
+        self.stop_at = stop_at
+        self.objectives = objectives
+        self.calls: list[tuple[int, int, float]] = []
+
+    def should_prune(self, study, trial, epoch, metrics) -> bool:
+        self.calls.append((trial.number, epoch, metrics.val_accuracy))
+        return epoch >= self.stop_at
+
+    def check(self, objectives) -> None:
+        if "macs" in objectives:
+            raise ConfigError("pruner test_plugin_stop cannot judge 'macs'")
+
+    def notes(self, epochs, n_objectives) -> list[str]:
+        return [f"test_plugin_stop stops every trial at epoch {self.stop_at} of {epochs}"]
+
+
+def test_a_multi_objective_plugin_pruner_is_accepted_and_its_should_prune_decides() -> None:
+    register_pruner(
+        "test_plugin_stop",
+        description="stop every trial early",
+        multi_objective=True,
+        pruner_class=_StopAtEpoch,
+    )(lambda args, *, objectives, epochs: _StopAtEpoch(**args, objectives=objectives, epochs=epochs))
+    two = OBJECTIVES[:2]
+    try:
+        notes = check_pruner("test_plugin_stop", {"stop_at": 2}, n_objectives=2, origin=ORIGIN,
+                             epochs=5, objectives=two)
+        assert notes == ["test_plugin_stop stops every trial at epoch 2 of 5"]
+        with pytest.raises(ConfigError, match=f"^{ORIGIN}: pruner test_plugin_stop cannot judge 'macs'"):
+            check_pruner("test_plugin_stop", {}, n_objectives=2, origin=ORIGIN, objectives=["val_accuracy", "macs"])
+        with pytest.raises(ConfigError, match="pruner.args.epochs"):
+            check_pruner("test_plugin_stop", {"epochs": 3}, n_objectives=2, origin=ORIGIN)
+
+        pruner = create_pruner("test_plugin_stop", {"stop_at": 2}, objectives=two, epochs=5)
+        assert isinstance(pruner, _StopAtEpoch) and pruner.objectives == two
+        assert isinstance(pruner.optuna_pruner, optuna.pruners.NopPruner)  # the BasePruner default
+        study = optuna.create_study(directions=DIRECTIONS[:2], pruner=pruner.optuna_pruner)
+        study.set_metric_names(two)
+        number, outcome = _train(study, pruner, [0.3, 0.4, 0.5, 0.6, 0.7], 1e5)
+        assert outcome == "pruned"
+        assert pruner.calls == [(number, 1, 0.3), (number, 2, 0.4)]
+        assert study.trials[number].intermediate_values == {}
+    finally:
+        PRUNERS.pop("test_plugin_stop", None)
 
 
 def test_every_registered_name_has_a_description() -> None:

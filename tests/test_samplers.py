@@ -351,3 +351,36 @@ def test_register_sampler_adds_a_plugin_through_the_same_path() -> None:
             )(_plugin)
     finally:
         SAMPLERS.pop("test_plugin_random", None)
+
+
+def test_sampler_rules_are_fields_of_the_entry() -> None:
+    # The built-ins state their rules as entry fields, which check_sampler reads (not their names).
+    assert SAMPLERS["grid"].needs_finite_choices
+    assert SAMPLERS["qmc"].per_worker_unless_seeded == ("scramble",)
+    (note,) = check_sampler("qmc", {"scramble": True}, n_objectives=1, space=NUMERIC_SPACE, origin=ORIGIN)
+    assert note == (
+        "qmc with scramble: true draws a different sequence on each worker unless sampler.args.seed is set"
+    )
+    assert check_sampler("qmc", {"scramble": True, "seed": 3}, n_objectives=1, space=NUMERIC_SPACE,
+                         origin=ORIGIN) == []
+
+    @register_sampler(
+        "test_plugin_grid",
+        description="a grid, registered by a plug-in",
+        multi_objective=True,
+        constraints=False,
+        native_categorical=True,
+        native_conditional=False,
+        arg_names=(),
+        needs_finite_choices=True,
+    )
+    def _plugin(args, *, space, n_objectives, seed, constraints_func):
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    try:
+        (note,) = check_sampler("test_plugin_grid", {}, n_objectives=1, space=GRID_SPACE, origin=ORIGIN)
+        assert "6 points" in note
+        with pytest.raises(ConfigError, match=f"^{ORIGIN}: grid sampler needs finite choices: params.lr"):
+            check_sampler("test_plugin_grid", {}, n_objectives=1, space=NUMERIC_SPACE, origin=ORIGIN)
+    finally:
+        SAMPLERS.pop("test_plugin_grid", None)

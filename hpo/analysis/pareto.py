@@ -1,15 +1,15 @@
-"""Pareto fronts, hypervolume and knee point: pure numpy, no plotting, no Optuna.
+"""Pareto fronts, non-dominated sorting, crowding, hypervolume and knee point: pure numpy.
 
 Every function here works on a plain ``(n, m)`` array of objective values, one row per trial and
 one column per axis, so it can be tested against hand-computed sets. The plots and exports only
-draw what :func:`front_info` computed (Optuna's two steps: compute the info, then draw it).
+draw what :func:`front_info` computed (Optuna's two steps: compute the info, then draw it). Pareto
+dominance is defined once, in :func:`dominates`; the front (:func:`pareto_mask`), the ranks and
+crowding distances ``mo_asha`` orders a rung by (:func:`non_dominated_ranks`,
+:func:`crowding_distances`) all go through it.
 
-The axes a front can be built on are the metrics every trial records::
-
-    val_accuracy   maximise   fraction of validation images classified correctly, in [0, 1]
-    param_count    minimise   trainable parameters
-    train_seconds  minimise   wall-clock seconds of training, all epochs of the trial
-    macs           minimise   multiply-accumulates of one forward pass of one image
+The axes a front can be built on are the study objectives of :data:`hpo.trials.OBJECTIVES`, with
+their directions, labels, hypervolume reference keys and log scales; :data:`AXES` and
+:data:`AXIS_LABELS` are views of that table.
 
 Hypervolume and knee point use a fixed, study-wide reference (DECISIONS.md, "Analysis and
 reports") so numbers and figures stay comparable across runs and methods. Each axis is turned into
@@ -26,37 +26,48 @@ from typing import Any
 import numpy as np
 
 from hpo.errors import ConfigError
+from hpo.trials import (
+    MACS,
+    MINIMIZE,
+    OBJECTIVES,
+    PARAM_COUNT,
+    TRAIN_SECONDS,
+    VAL_ACCURACY,
+    direction_sign,
+)
 
-AXES: dict[str, str] = {
-    "val_accuracy": "maximize",
-    "param_count": "minimize",
-    "train_seconds": "minimize",
-    "macs": "minimize",
-}
+# Every objective is an axis, with the direction hpo.trials gives it.
+AXES: dict[str, str] = {name: objective.direction for name, objective in OBJECTIVES.items()}
 
 # Short names accepted on the command line (`hpo export --axes acc,params`).
 AXIS_ALIASES: dict[str, str] = {
-    "acc": "val_accuracy",
-    "params": "param_count",
-    "time": "train_seconds",
-    "macs": "macs",
+    "acc": VAL_ACCURACY,
+    "params": PARAM_COUNT,
+    "time": TRAIN_SECONDS,
+    MACS: MACS,  # already short
 }
 
 # Human labels with units, for figures and tables.
-AXIS_LABELS: dict[str, str] = {
-    "val_accuracy": "Validation accuracy",
-    "param_count": "Parameters (count, log scale)",
-    "train_seconds": "Training time (s)",
-    "macs": "MACs per image (log scale)",
+AXIS_LABELS: dict[str, str] = {name: objective.label for name, objective in OBJECTIVES.items()}
+
+# Which `hypervolume_reference` key bounds which axis (accuracy, without one, is bounded by 0).
+_REFERENCE_KEY: dict[str, str] = {
+    name: objective.reference_key
+    for name, objective in OBJECTIVES.items()
+    if objective.reference_key is not None
 }
 
-# The reference keys follow the study YAML's `hypervolume_reference` block. `macs` is not in
-# DECISIONS.md; 1e10 MACs per image is above any CIFAR-sized model at 224 px (ResNet-152 ~ 1.2e10
-# is the only one near it), so it plays the role 1e8 plays for parameters.
-DEFAULT_REFERENCE: dict[str, float] = {"params": 1e8, "train_seconds": 600.0, "macs": 1e10}
+# Default bound of each reference key. `macs` is not in DECISIONS.md; 1e10 MACs per image is above
+# any CIFAR-sized model at 224 px (ResNet-152 ~ 1.2e10 is the only one near it), so it plays the
+# role 1e8 plays for parameters.
+DEFAULT_REFERENCE: dict[str, float] = {
+    _REFERENCE_KEY[PARAM_COUNT]: 1e8,
+    _REFERENCE_KEY[TRAIN_SECONDS]: 600.0,
+    _REFERENCE_KEY[MACS]: 1e10,
+}
 
-# Which reference key bounds which axis (accuracy is always bounded by 0).
-_REFERENCE_KEY = {"param_count": "params", "train_seconds": "train_seconds", "macs": "macs"}
+# The objective each reference key bounds.
+_BOUNDED_BY = {key: OBJECTIVES[name] for name, key in _REFERENCE_KEY.items()}
 
 
 def resolve_axes(names: Sequence[str]) -> list[str]:
@@ -104,10 +115,11 @@ def resolve_reference(reference: Mapping[str, Any] | None) -> dict[str, float]:
     """
     resolved = dict(DEFAULT_REFERENCE)
     for key, value in (reference or {}).items():
-        canonical = "params" if key == "param_count" else key
+        canonical = _REFERENCE_KEY.get(key, key)  # an objective's own name is accepted too
         if canonical not in resolved:
+            *first, last = DEFAULT_REFERENCE
             raise ConfigError(
-                f"hypervolume_reference.{key} is not a reference key: use params, train_seconds or macs"
+                f"hypervolume_reference.{key} is not a reference key: use {', '.join(first)} or {last}"
             )
         try:
             number = float(value)
@@ -115,7 +127,8 @@ def resolve_reference(reference: Mapping[str, Any] | None) -> dict[str, float]:
             raise ConfigError(
                 f"hypervolume_reference.{key} must be a number (got {value!r})"
             ) from None
-        lower = 0.0 if canonical == "train_seconds" else 1.0
+        # A log-scale bound must have a positive logarithm; a linear one must be positive.
+        lower = 1.0 if _BOUNDED_BY[canonical].log_scale else 0.0
         if not number > lower or not math.isfinite(number):
             raise ConfigError(
                 f"hypervolume_reference.{key} must be a finite number > {lower:g} (got {value!r})"
@@ -135,18 +148,47 @@ def _as_points(points: Any, n_columns: int) -> np.ndarray:
     array = np.asarray(points, dtype=float)
     if array.size == 0:
         return array.reshape(0, n_columns)
-    if array.ndim != 2 or array.shape[1] != n_columns:
-        raise ValueError(f"points must have shape (n, {n_columns}), got {array.shape}")
+    if array.ndim != 2:
+        raise ValueError(f"points must be an (n, m) array, got shape {array.shape}")
+    if array.shape[1] != n_columns:
+        raise ValueError(f"{array.shape[1]} objectives but {n_columns} directions")
     return array
 
 
-def _to_minimisation(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    signs = []
-    for direction in directions:
-        if direction not in ("maximize", "minimize"):
-            raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
-        signs.append(-1.0 if direction == "maximize" else 1.0)
-    return points * np.asarray(signs)
+def as_costs(points: Any, directions: Sequence[Any]) -> np.ndarray:
+    """Objective values turned into costs: every column minimised.
+
+    Args:
+        points: ``(n, m)`` objective values.
+        directions: ``"maximize"`` or ``"minimize"`` (or an ``optuna.study.StudyDirection``) per
+            column.
+
+    Returns:
+        A float ``(n, m)`` array; maximised columns are negated.
+
+    Raises:
+        ValueError: A bad shape, a direction count that does not match, or an unknown direction.
+    """
+    signs = np.asarray([direction_sign(direction) for direction in directions], dtype=float)
+    return _as_points(points, len(directions)) * signs
+
+
+def dominates(costs: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Pareto dominance between two sets of cost vectors: the one definition hpo uses.
+
+    ``a`` dominates ``b`` when ``a`` is no worse on every axis and better on one. Equal points do
+    not dominate each other, and a NaN coordinate neither dominates nor is dominated.
+
+    Args:
+        costs: ``(k, m)`` cost vectors (lower is better, see :func:`as_costs`).
+        others: ``(l, m)`` cost vectors.
+
+    Returns:
+        ``(k, l)`` bool array: ``[i, j]`` is True when ``costs[i]`` dominates ``others[j]``.
+    """
+    no_worse = np.all(costs[:, None, :] <= others[None, :, :], axis=2)
+    better = np.any(costs[:, None, :] < others[None, :, :], axis=2)
+    return no_worse & better
 
 
 def pareto_mask(points: Any, directions: Sequence[str]) -> np.ndarray:
@@ -163,7 +205,7 @@ def pareto_mask(points: Any, directions: Sequence[str]) -> np.ndarray:
     Returns:
         Boolean array of shape ``(n,)``, True for points on the front.
     """
-    losses = _to_minimisation(_as_points(points, len(directions)), directions)
+    losses = as_costs(points, directions)
     n = losses.shape[0]
     mask = np.zeros(n, dtype=bool)
     # Visit the points in lexicographic order, a block at a time: whatever dominates a point comes
@@ -176,16 +218,94 @@ def pareto_mask(points: Any, directions: Sequence[str]) -> np.ndarray:
         index = order[start:start + _BLOCK]
         block = losses[index]
         candidates = np.concatenate([front, block])
-        # dominated[i, j]: candidate j dominates block point i.
-        dominated = (np.all(candidates[None, :, :] <= block[:, None, :], axis=2)
-                     & np.any(candidates[None, :, :] < block[:, None, :], axis=2))
-        keep = ~dominated.any(axis=1)
+        keep = ~dominates(candidates, block).any(axis=0)
         mask[index[keep]] = True
         front = np.concatenate([front, block[keep]])
     return mask
 
 
 _BLOCK = 32  # points per block in pareto_mask (memory: block x (front + block) x objectives)
+
+
+def _finite_costs(points: Any, directions: Sequence[Any]) -> np.ndarray:
+    costs = as_costs(points, directions)
+    if np.isnan(costs).any():
+        raise ValueError("points contain NaN; map them to the worst value first")
+    return costs
+
+
+def non_dominated_ranks(points: Any, directions: Sequence[Any]) -> np.ndarray:
+    """Non-dominated sorting: the Pareto-front index of every point.
+
+    Rank 0 is the set of points nobody dominates (see :func:`dominates`), rank 1 those dominated
+    only by rank 0, and so on. Equal points don't dominate each other, so duplicates share a rank.
+
+    Args:
+        points: ``(n, m)`` objective values, no NaN (``inf`` is fine).
+        directions: ``"maximize"`` or ``"minimize"`` per column.
+
+    Returns:
+        ``(n,)`` int array of ranks.
+
+    Raises:
+        ValueError: NaN values, a bad shape or an unknown direction.
+    """
+    costs = _finite_costs(points, directions)
+    n = len(costs)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    # O(n^2 m) memory is fine for the few hundred trials a rung of mo_asha holds.
+    beats = dominates(costs, costs)
+    dominated_by = beats.sum(axis=0)
+    ranks = np.full(n, -1, dtype=int)
+    front = np.flatnonzero(dominated_by == 0)
+    rank = 0
+    while front.size:
+        ranks[front] = rank
+        dominated_by = dominated_by - beats[front].sum(axis=0)
+        dominated_by[ranks >= 0] = -1  # already placed
+        front = np.flatnonzero(dominated_by == 0)
+        rank += 1
+    return ranks
+
+
+def crowding_distances(points: Any, directions: Sequence[Any]) -> np.ndarray:
+    """NSGA-II crowding distance of each point within one front.
+
+    For each objective with a finite, non-zero range, the extreme points get ``inf`` and an inner
+    point adds the gap between its nearest distinct neighbours below and above, over the range.
+    Ties are measured by value, not by position in a sort, so duplicates get equal distances and
+    the result does not depend on the order of the points.
+
+    Args:
+        points: ``(n, m)`` objective values of one front, no NaN.
+        directions: ``"maximize"`` or ``"minimize"`` per column.
+
+    Returns:
+        ``(n,)`` float array; larger means a sparser neighbourhood.
+    """
+    costs = _finite_costs(points, directions)
+    n = len(costs)
+    distances = np.zeros(n)
+    if n == 0:
+        return distances
+    if len(np.unique(costs, axis=0)) == 1:
+        distances[:] = np.inf  # one distinct point is its own extreme
+        return distances
+    with np.errstate(invalid="ignore"):
+        for column in costs.T:
+            values = np.unique(column)
+            span = values[-1] - values[0]
+            if not np.isfinite(span) or span == 0:
+                continue
+            position = np.searchsorted(values, column)
+            extreme = (position == 0) | (position == len(values) - 1)
+            inner = ~extreme
+            gaps = np.zeros(n)
+            gaps[inner] = (values[position[inner] + 1] - values[position[inner] - 1]) / span
+            gaps[extreme] = np.inf
+            distances += gaps
+    return distances
 
 
 def normalise(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -212,14 +332,15 @@ def normalise(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | N
     normalised = np.empty_like(values)
     for column, axis in enumerate(axes):
         x = values[:, column]
-        if axis == "val_accuracy":
-            normalised[:, column] = 1.0 - x
-        elif axis == "train_seconds":
-            normalised[:, column] = x / ref["train_seconds"]
-        else:
-            bound = ref[_REFERENCE_KEY[axis]]
+        objective = OBJECTIVES[axis]
+        if objective.reference_key is None:
+            normalised[:, column] = 1.0 - x  # an accuracy: bounded by 0 (the reference) and 1
+        elif objective.log_scale:
+            bound = ref[objective.reference_key]
             with np.errstate(divide="ignore", invalid="ignore"):
                 normalised[:, column] = np.log10(np.maximum(x, 1.0)) / math.log10(bound)
+        else:
+            normalised[:, column] = x / ref[objective.reference_key]
     return normalised
 
 
@@ -251,7 +372,7 @@ def _hypervolume_minimisation(losses: np.ndarray, reference: np.ndarray) -> floa
         thickness = upper - ordered[i, -1]
         if thickness > 0:
             slab = ordered[: i + 1, :-1]
-            slab = slab[pareto_mask(slab, ["minimize"] * (m - 1))]
+            slab = slab[pareto_mask(slab, [MINIMIZE] * (m - 1))]
             volume += thickness * _hypervolume_minimisation(slab, reference[:-1])
     return float(volume)
 
@@ -279,7 +400,7 @@ def hypervolume(points: Any, axes: Sequence[str], reference: Mapping[str, Any] |
     losses = losses[inside]
     if losses.shape[0] == 0:
         return 0.0
-    losses = losses[pareto_mask(losses, ["minimize"] * len(axes))]
+    losses = losses[pareto_mask(losses, [MINIMIZE] * len(axes))]
     return _hypervolume_minimisation(np.unique(losses, axis=0), np.ones(len(axes)))
 
 
@@ -304,7 +425,7 @@ def knee_point(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | 
     usable = np.flatnonzero(np.all(np.isfinite(losses), axis=1))
     if usable.size == 0:
         return None
-    on_front = usable[pareto_mask(losses[usable], ["minimize"] * len(axes))]
+    on_front = usable[pareto_mask(losses[usable], [MINIMIZE] * len(axes))]
     front = losses[on_front]
     ideal = front.min(axis=0)
     distances = np.linalg.norm(front - ideal, axis=1)
@@ -343,8 +464,7 @@ class FrontInfo:
         """Trial numbers on the front, ordered by the first axis from best to worst."""
         rows = np.flatnonzero(self.mask)
         first = self.points[rows, 0] if rows.size else np.empty(0)
-        if AXES[self.axes[0]] == "maximize":
-            first = -first
+        first = first * direction_sign(AXES[self.axes[0]])  # best first
         return [self.trial_numbers[i] for i in rows[np.argsort(first, kind="stable")]]
 
     def front_points(self) -> np.ndarray:

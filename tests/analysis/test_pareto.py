@@ -10,9 +10,12 @@ import pytest
 from optuna._hypervolume import compute_hypervolume
 
 from hpo.analysis.pareto import (
+    crowding_distances,
+    dominates,
     front_info,
     hypervolume,
     knee_point,
+    non_dominated_ranks,
     normalise,
     pareto_mask,
     resolve_axes,
@@ -21,6 +24,7 @@ from hpo.analysis.pareto import (
 from hpo.errors import ConfigError
 
 MAX_MIN = ["maximize", "minimize"]
+ACC_PARAMS = MAX_MIN
 
 
 # --- pareto_mask -------------------------------------------------------------------------------
@@ -83,6 +87,142 @@ def test_three_objectives_mixed_directions():
 def test_direction_is_checked():
     with pytest.raises(ValueError, match="direction"):
         pareto_mask([[1, 2]], ["max", "minimize"])
+
+
+def test_dominance_is_strict_and_nan_neither_dominates_nor_is_dominated():
+    costs = np.array([[1.0, 1.0], [1.0, 2.0], [1.0, 1.0], [np.nan, 0.0]])
+    assert dominates(costs, costs).tolist() == [
+        [False, True, False, False],
+        [False, False, False, False],
+        [False, True, False, False],
+        [False, False, False, False],
+    ]
+
+
+# --- non_dominated_ranks -----------------------------------------------------------------------
+
+
+def _brute_force_ranks(points: np.ndarray, directions: list[str]) -> list[int]:
+    """Reference: peel Pareto fronts by the definition, one point at a time."""
+    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    costs = np.asarray(points, dtype=float) * signs
+    remaining = set(range(len(costs)))
+    ranks = [0] * len(costs)
+    rank = 0
+    while remaining:
+        front = {
+            i
+            for i in remaining
+            if not any(
+                np.all(costs[j] <= costs[i]) and np.any(costs[j] < costs[i]) for j in remaining
+            )
+        }
+        for i in front:
+            ranks[i] = rank
+        remaining -= front
+        rank += 1
+    return ranks
+
+
+def test_ranks_2d_accuracy_vs_params() -> None:
+    points = np.array(
+        [
+            [0.90, 5e6],  # front: most accurate
+            [0.80, 1e6],  # front
+            [0.70, 1e5],  # front: smallest
+            [0.85, 5e6],  # dominated by 0 only -> 1
+            [0.75, 2e6],  # dominated by 1 -> 1
+            [0.70, 6e6],  # dominated by 3 (and 0, 1) -> 2
+        ]
+    )
+    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [0, 0, 0, 1, 1, 2]
+
+
+def test_ranks_3d_with_time() -> None:
+    directions = ["maximize", "minimize", "minimize"]
+    points = np.array(
+        [
+            [0.9, 1e6, 100.0],  # front
+            [0.9, 1e6, 50.0],  # front, and dominates 0 -> 0 moves down
+            [0.5, 1e4, 500.0],  # front: smallest
+            [0.6, 1e7, 10.0],  # front: fastest
+            [0.5, 1e7, 20.0],  # dominated by 3 -> 1
+        ]
+    )
+    assert non_dominated_ranks(points, directions).tolist() == [1, 0, 0, 0, 1]
+
+
+def test_duplicates_share_a_rank() -> None:
+    points = np.array([[0.8, 1e6], [0.8, 1e6], [0.7, 2e6], [0.7, 2e6]])
+    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [0, 0, 1, 1]
+
+
+def test_single_point_is_the_front() -> None:
+    assert non_dominated_ranks(np.array([[0.5, 10.0]]), ACC_PARAMS).tolist() == [0]
+    assert non_dominated_ranks(np.zeros((0, 2)), ACC_PARAMS).tolist() == []
+
+
+def test_all_on_the_front() -> None:
+    # Accuracy rises with size: every trade-off is Pareto-optimal.
+    points = np.array([[0.5 + 0.1 * i, 10.0**i] for i in range(5)])
+    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [0] * 5
+
+
+def test_dominated_chain_gets_one_rank_each() -> None:
+    # Each point is better than the next in both objectives; shuffled so order can't help.
+    chain = np.array([[0.9 - 0.1 * i, 1.0 + i] for i in range(6)])
+    order = [3, 0, 5, 1, 4, 2]
+    ranks = non_dominated_ranks(chain[order], ACC_PARAMS)
+    assert ranks.tolist() == order
+
+
+def test_infinite_worst_values_rank_last() -> None:
+    points = np.array([[-np.inf, np.inf], [0.1, 1e9], [0.9, 1e3]])
+    assert non_dominated_ranks(points, ACC_PARAMS).tolist() == [2, 1, 0]
+
+
+def test_ranks_match_the_definition_on_random_sets() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n, m = int(rng.integers(1, 25)), int(rng.integers(1, 4))
+        points = rng.integers(0, 4, size=(n, m)).astype(float)  # small ints: many ties
+        directions = [("maximize", "minimize")[int(b)] for b in rng.integers(0, 2, size=m)]
+        assert non_dominated_ranks(points, directions).tolist() == _brute_force_ranks(
+            points, directions
+        )
+
+
+def test_ranks_refuse_nan_and_bad_directions() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        non_dominated_ranks(np.array([[np.nan, 1.0]]), ACC_PARAMS)
+    with pytest.raises(ValueError, match="direction"):
+        non_dominated_ranks(np.array([[0.5, 1.0]]), ["maximize", "smaller"])
+    with pytest.raises(ValueError, match="directions"):
+        non_dominated_ranks(np.array([[0.5, 1.0]]), ["maximize"])
+
+
+# --- crowding_distances ------------------------------------------------------------------------
+
+
+def test_crowding_extremes_are_infinite_and_inner_points_measure_the_gap() -> None:
+    front = np.array([[0.5, 1.0], [0.6, 2.0], [0.61, 3.0], [0.9, 10.0]])
+    distances = crowding_distances(front, ACC_PARAMS)
+    assert np.isinf(distances[0]) and np.isinf(distances[3])
+    # Gaps over the front's range per objective: accuracy range 0.4, params range 9.
+    assert distances[1] == pytest.approx((0.61 - 0.5) / 0.4 + (3.0 - 1.0) / 9.0)
+    assert distances[2] == pytest.approx((0.9 - 0.6) / 0.4 + (10.0 - 2.0) / 9.0)
+
+
+def test_crowding_is_order_independent_and_equal_for_duplicates() -> None:
+    front = np.array([[0.5, 1.0], [0.7, 3.0], [0.7, 3.0], [0.8, 4.0], [0.9, 10.0]])
+    distances = crowding_distances(front, ACC_PARAMS)
+    assert distances[1] == distances[2]
+    for order in ([4, 2, 0, 3, 1], [1, 2, 3, 4, 0]):
+        assert crowding_distances(front[order], ACC_PARAMS).tolist() == distances[order].tolist()
+
+
+def test_crowding_of_one_distinct_point_is_infinite() -> None:
+    assert np.isinf(crowding_distances(np.array([[0.5, 1.0], [0.5, 1.0]]), ACC_PARAMS)).all()
 
 
 # --- normalise / hypervolume -------------------------------------------------------------------
