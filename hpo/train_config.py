@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from hpo.data.augment import AUGMENT_LEVELS
 from hpo.errors import ConfigError
+from hpo.typed import is_number, problem_of
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "plateau", "cosine", "onecycle")
@@ -110,18 +111,18 @@ class TrainConfig:
             raise bad("plateau_patience", "must be an integer >= 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise bad("seed", "must be an integer >= 0")
-        if not _is_number(self.lr) or not self.lr > 0 or not math.isfinite(self.lr):
+        if not is_number(self.lr) or not self.lr > 0 or not math.isfinite(self.lr):
             raise bad("lr", "must be a number > 0")
-        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+        if not is_number(self.momentum) or not 0 <= self.momentum < 1:
             raise bad("momentum", "must be in [0, 1)")
-        if not _is_number(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
+        if not is_number(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
             raise bad("label_smoothing", "must be in [0, 1)")
         for name in ("weight_decay", "backbone_lr_mult", "grad_clip", "max_epoch_seconds", "warmup_epochs"):
             value = getattr(self, name)
-            if not _is_number(value) or not value >= 0 or not math.isfinite(value):
+            if not is_number(value) or not value >= 0 or not math.isfinite(value):
                 raise bad(name, "must be a number >= 0")
         if not isinstance(self.milestones, (tuple, list)) or not all(
-            _is_number(m) and 0 < m < 1 for m in self.milestones
+            is_number(m) and 0 < m < 1 for m in self.milestones
         ):
             raise bad("milestones", "must be a list of fractions of the epochs, each in (0, 1)")
         if list(self.milestones) != sorted(self.milestones):
@@ -143,5 +144,17 @@ class TrainConfig:
         return self
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def option_problem(key: str, value: Any) -> str | None:
+    """Why ``TrainConfig`` refuses one option's value, on one line, or None when it takes it.
+
+    Study files and search spaces check every value they could give the trainer with this before
+    any trial starts, so the rule stays in :meth:`TrainConfig.validate` alone.
+
+    Args:
+        key: A TrainConfig field.
+        value: A value for it.
+
+    Returns:
+        The trainer's complaint (e.g. ``trainer option lr must be a number > 0 (got 0)``), or None.
+    """
+    return problem_of(lambda: TrainConfig.from_dict({key: value}))

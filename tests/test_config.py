@@ -13,17 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpo.config import (
-    OBJECTIVES,
+    CheckpointPolicy,
     Component,
     Constraints,
+    HypervolumeReference,
     StudyConfig,
-    find_study_file,
-    list_studies,
     load_study,
-    parse_overrides,
 )
 from hpo.errors import ConfigError
-from hpo.train import TrainConfig
+from hpo.study_files import find_study_file, list_studies
+from hpo.train_config import TrainConfig
+from hpo.trials import OBJECTIVES, directions
+from hpo.typed import parse_overrides
 
 SPACE = {
     "description": "test space",
@@ -117,7 +118,7 @@ def test_load_study_full(project):
     assert study.train == {"batch_size": 128}
     assert study.constraints == Constraints(max_params=5.0e6, max_macs=None, max_epoch_seconds=120.0)
     assert study.enqueue[0]["lr"] == 0.1
-    assert study.checkpoints == {"keep": "front", "disk_budget_mb": 2000.0}
+    assert study.checkpoints == CheckpointPolicy(keep="front", disk_budget_mb=2000.0)
 
 
 def test_load_by_name_from_local_studies_dir(project):
@@ -133,8 +134,9 @@ def test_defaults(project):
     assert study.sampler.name == "tpe"
     assert study.pruner.name == "asha"
     assert (study.epochs, study.n_trials, study.seed) == (10, 50, 0)
-    assert study.hypervolume_reference["params"] == 1e8 and study.hypervolume_reference["train_seconds"] == 600
-    assert study.checkpoints == {"keep": "front", "disk_budget_mb": 2000.0}
+    assert study.hypervolume_reference.params == 1e8 and study.hypervolume_reference.train_seconds == 600
+    assert study.hypervolume_reference == HypervolumeReference(params=1e8, train_seconds=600.0, macs=1e10)
+    assert study.checkpoints == CheckpointPolicy(keep="front", disk_budget_mb=2000.0)
     assert study.constraints == Constraints()
     assert study.enqueue == () and study.train == {}
 
@@ -156,7 +158,9 @@ def test_short_component_forms_and_inline_space(project):
 
 
 def test_objectives_table():
-    assert OBJECTIVES == {"val_accuracy": "maximize", "param_count": "minimize", "train_seconds": "minimize", "macs": "minimize"}
+    assert dict(zip(OBJECTIVES, directions(OBJECTIVES))) == {
+        "val_accuracy": "maximize", "param_count": "minimize", "train_seconds": "minimize", "macs": "minimize"
+    }
 
 
 # --- round trip and hash -----------------------------------------------------------------------
@@ -191,6 +195,93 @@ def test_definition_hash_ignores_n_trials_but_not_the_space(project):
     inline_same = load_study(write_study(project, changed(space=SPACE))).definition_hash()
     assert inline_same == base  # the space's content counts, not where it is written
     assert load_study(write_study(project, changed(epochs=16))).definition_hash() != base
+
+
+# Databases written by earlier releases store a study's to_dict() and its definition_hash(); a
+# changed hash would make every existing study refuse to resume. Computed with hpo 0.1.0 (commit
+# 02f95fb), before StudyConfig had typed checkpoints, hypervolume_reference, dataset and train.
+CPU_QUICK_HASH = "714438fcee8677d5946b8c4a3dfd99a3996d7b3a7689225a08fb98f716a98aa5"
+CIFAR10_RESNET_HASH = "456cf922f919aa4c1700fb63ecda02cc3bef99cb3dc55bc2865b2d5f2e261c69"
+CPU_QUICK_DICT = {
+    "name": "cpu-quick",
+    "description": "Quickstart on CPU: 20 small models on MINICIFAR (4 classes, R 5), 4 epochs, ASHA (~5 min on 2 cores)",
+    "dataset": {"kind": "minicifar", "n_classes": 4, "R": 5, "train_size": 0.8, "image_size": 32},
+    "space": {
+        "description": "CPU-sized: small CNN / MLP / ResNet10 (width 8-16) / tiny DenseNet, lr, schedule, optimizer",
+        "params": {
+            "model": {"choices": ["cnn", "mlp", "resnet", "densenet"]},
+            "cnn.channels": {"choices": [[8, 16], [16, 32]]},
+            "cnn.batch_norm": {"choices": [False, True]},
+            "cnn.downsample": {"choices": ["stride", "maxpool"]},
+            "mlp.hidden": {"choices": [[128], [256]]},
+            "resnet.depth": 10,
+            "resnet.width": {"choices": [8, 12, 16]},
+            "densenet.growth_rate": {"choices": [6, 8, 12]},
+            "densenet.block_config": [2, 2, 2],
+            "optimizer": {"choices": ["sgd", "adamw"]},
+            "lr": {"type": "float", "low": 0.001, "high": 0.3, "log": True},
+            "momentum": {"type": "float", "low": 0.8, "high": 0.99, "when": {"optimizer": "sgd"}},
+            "weight_decay": {"type": "float", "low": 1e-05, "high": 0.01, "log": True},
+            "schedule": {"choices": ["cosine", "onecycle"]},
+            "augment": {"choices": ["none", "flip", "crop+flip"]},
+            "batch_size": {"choices": [64, 128]},
+        },
+    },
+    "objectives": ["val_accuracy"],
+    "sampler": {"name": "tpe", "args": {"multivariate": True}},
+    "pruner": {"name": "asha", "args": {"min_resource": 1, "reduction_factor": 3}},
+    "epochs": 4,
+    "n_trials": 20,
+    "train": {"batch_size": 64},
+    "constraints": {"max_params": 1000000.0, "max_macs": None, "max_epoch_seconds": 60.0},
+    "enqueue": [{"model": "resnet", "resnet.width": 16, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+                 "weight_decay": 0.0005, "schedule": "cosine", "augment": "crop+flip", "batch_size": 64}],
+    "seed": 0,
+    "hypervolume_reference": {"params": 100000000.0, "train_seconds": 600.0, "macs": 10000000000.0},
+    "checkpoints": {"keep": "front", "disk_budget_mb": 500.0},
+}
+
+
+def test_shipped_definition_and_hash_are_pinned():
+    study = load_study("cpu-quick")
+    assert study.to_dict() == CPU_QUICK_DICT
+    assert study.definition_hash() == CPU_QUICK_HASH
+    assert StudyConfig.from_dict(CPU_QUICK_DICT).definition_hash() == CPU_QUICK_HASH
+    assert load_study("cifar10-resnet").definition_hash() == CIFAR10_RESNET_HASH
+
+
+def test_stored_cifar10_definition_reads_back():
+    # to_dict() stores MINICIFAR's n_classes and R at their defaults for every kind; reading it back
+    # must not take them for keys the file gave.
+    study = load_study("cifar10-resnet")
+    again = StudyConfig.from_dict(json.loads(json.dumps(study.to_dict())))
+    assert again.dataset == study.dataset
+    assert again.definition_hash() == CIFAR10_RESNET_HASH
+
+
+def test_base_train_and_trial_config(project):
+    study = load_study(write_study(project, STUDY))
+    base = study.base_train
+    assert base == TrainConfig.from_dict({"batch_size": 128, "epochs": 15, "seed": 0, "max_epoch_seconds": 120.0})
+    assert base is not study.base_train  # a fresh, mutable TrainConfig each time
+    own_limit = load_study(write_study(project, changed(train={"max_epoch_seconds": 30.0}))).base_train
+    assert own_limit.max_epoch_seconds == 30.0  # train: wins over constraints.max_epoch_seconds
+    stored = {"densenet.growth_rate": 12, "densenet.depth": "cifar", "optimizer": "sgd", "lr": 0.01,
+              "momentum": 0.85, "schedule": "step", "batch_size": 64}  # FrozenTrial.params: no fixed model
+    config = study.trial_config(stored)
+    assert config.family == "densenet" and config.params["model"] == "densenet"  # fixed value added
+    assert config.model.growth_rate == 12 and config.model.depth == "cifar"
+    assert (config.train.lr, config.train.momentum, config.train.batch_size, config.train.epochs) == (0.01, 0.85, 64, 15)
+    assert study.trial_config(config.params) == config  # decoded params give the same config
+
+
+def test_typed_sections_read_as_their_stored_mappings(project):
+    study = load_study(write_study(project, STUDY))
+    assert study.checkpoints.keep == "front" and dict(study.checkpoints) == {"keep": "front", "disk_budget_mb": 2000.0}
+    assert study.hypervolume_reference.to_dict() == {"params": 1e8, "train_seconds": 600.0, "macs": 1e10}
+    assert study.hypervolume_reference["macs"] == 1e10
+    with pytest.raises(TypeError):
+        study.train["lr"] = 0.5  # type: ignore[index]
 
 
 # --- errors ------------------------------------------------------------------------------------

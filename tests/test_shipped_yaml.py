@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
 import pytest
 
-from hpo.config import load_study
-from hpo.models.registry import make_config
-from hpo.space import SearchSpace, encode_params, load_space, split_params, suggest
-from hpo.train import TrainConfig
+from hpo.config import StudyConfig, load_study
+from hpo.space import SearchSpace, encode_params, load_space, suggest
+from hpo.train_config import TrainConfig
+from hpo.trial_config import TrialConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY_FILES = sorted((ROOT / "studies").glob("*.yaml"))
@@ -27,11 +28,7 @@ def test_shipped_files_exist():
 
 def _check_configs(values: dict) -> None:
     """A sampled configuration must build the family's config and a TrainConfig."""
-    trial_config = split_params(values)
-    make_config(trial_config.family, **trial_config.model_knobs)
-    train = TrainConfig(**trial_config.train_overrides)
-    if callable(getattr(train, "validate", None)):
-        train.validate()
+    TrialConfig.from_params(values, TrainConfig())
 
 
 @pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.name)
@@ -63,8 +60,17 @@ def test_study_validates_and_enqueued_trials_replay(path):
         for name, value in entry.items():
             assert values[name] == value, (name, value, values[name])
         _check_configs(values)
-        TrainConfig(**{**study_config.train, **split_params(values).train_overrides})
+        assert study_config.trial_config(trial.params).params == values
         study.tell(trial, [0.0] * len(study_config.objectives))
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: p.name)
+def test_stored_definition_reads_back_with_the_same_hash(path):
+    study = load_study(path)
+    again = StudyConfig.from_dict(json.loads(json.dumps(study.to_dict())))
+    assert again.to_dict() == study.to_dict()
+    assert again.definition_hash() == study.definition_hash()
+    assert again.base_train == study.base_train
 
 
 def test_lab_studies_enqueue_the_reference_recipe_with_schedule_first():

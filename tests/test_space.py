@@ -20,7 +20,6 @@ from hpo.space import (
     grid_values,
     is_conditional,
     load_space,
-    split_params,
     suggest,
 )
 
@@ -268,6 +267,31 @@ def test_suggest_fixed_model_and_log_range():
         assert ("momentum" in values) == (values["optimizer"] == "sgd")
 
 
+def test_sample_builds_typed_configs_over_the_base():
+    from hpo.models.resnet import ResNetConfig
+    from hpo.train_config import TrainConfig
+    from hpo.trial_config import TrialConfig
+
+    space = load_space(MULTI_FAMILY, origin=ORIGIN)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    base = TrainConfig.from_dict({"epochs": 3, "seed": 7, "batch_size": 32})
+    families = set()
+    for _ in range(20):
+        trial = study.ask()
+        config = space.sample(trial, base)
+        assert isinstance(config, TrialConfig) and config.family == config.params["model"]
+        assert decode_params(space, trial.params) == config.params
+        assert (config.train.epochs, config.train.seed, config.train.batch_size) == (3, 7, 32)
+        assert config.train.lr == config.params["lr"] and config.train.optimizer == config.params["optimizer"]
+        if config.family == "resnet":
+            assert isinstance(config.model, ResNetConfig)
+            assert list(config.model.blocks) == config.params["resnet.blocks"]
+        families.add(config.family)
+        study.tell(trial, 0.0)
+    assert families == {"resnet", "mlp"}
+    assert base.lr == TrainConfig().lr  # the base is not changed by sampling
+
+
 def test_encode_params_feeds_enqueue_trial():
     space = load_space(MULTI_FAMILY, origin=ORIGIN)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -280,21 +304,7 @@ def test_encode_params_feeds_enqueue_trial():
     assert values["optimizer"] == "adam"
 
 
-# --- split, grid, conditional ------------------------------------------------------------------
-
-
-def test_split_params_routes_by_name():
-    config = split_params({"model": "resnet", "resnet.depth": 18, "resnet.width": 32, "lr": 0.1, "augment": "flip"})
-    assert config.family == "resnet"
-    assert config.model_knobs == {"depth": 18, "width": 32}
-    assert config.train_overrides == {"lr": 0.1, "augment": "flip"}
-
-
-def test_split_params_refuses_other_family_and_missing_model():
-    with pytest.raises(ConfigError, match="vgg.depth is a knob of vgg, but model is resnet"):
-        split_params({"model": "resnet", "vgg.depth": 16})
-    with pytest.raises(ConfigError, match="no model"):
-        split_params({"lr": 0.1})
+# --- grid, conditional -------------------------------------------------------------------------
 
 
 def test_grid_values_expand_steps_and_choices():

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,9 +22,12 @@ import torch
 from hpo.data import cache, cifar, folder
 from hpo.data.cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from hpo.errors import ConfigError, DataNotFoundError
+from hpo.typed import conforms, field_types, is_number, type_name
 
 DATASET_KINDS = ("minicifar", "cifar10", "cifar100", "folder")
 CIFAR_IMAGE_SIZE = 32
+_KIND_CLASSES = {"cifar10": 10, "cifar100": 100}  # fixed class counts; minicifar chooses, a folder counts its own
+_MAX_R = 1000  # MINICIFAR keeps n_init // R images per class, n_init = 1000 for the test split
 _FINGERPRINT_VERSION = 1
 _STATS_CHUNK = 2048  # images per step when computing mean/std (bounds the float64 temporary)
 
@@ -59,6 +64,64 @@ class DatasetConfig:
                 f"dataset.image_size applies only to kind: folder, CIFAR images are 32x32 (got {self.image_size} "
                 f"for kind: {self.kind}); remove it, or use the model's input-size knob"
             )
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> DatasetConfig:
+        """The ``dataset:`` section of a study file, validated key by key.
+
+        Stricter than the constructor, which also serves Python callers and tests: a study must
+        name its ``kind``, may give only the keys that apply to that kind, and MINICIFAR keeps 2
+        to 10 classes.
+
+        Args:
+            section: The section as read from YAML (or from a stored definition).
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: naming ``dataset.<key>``, what it must be and the value given.
+        """
+        types_ = field_types(cls)
+        for key in section:
+            if key not in types_:
+                raise ConfigError(f"unknown key dataset.{key!s}; valid keys: {', '.join(types_)}")
+        kind = section.get("kind")
+        if kind not in DATASET_KINDS:
+            raise ConfigError(f"dataset.kind must be one of {', '.join(sorted(DATASET_KINDS))} (got {kind!r})")
+        for key, value in section.items():
+            if not conforms(value, types_[key]):
+                raise ConfigError(f"dataset.{key} must be {type_name(types_[key])} (got {value!r})")
+        _check_section_values(kind, section)
+        values = {k: (float(v) if types_[k] is float and isinstance(v, int) else v) for k, v in section.items()}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"dataset is invalid: {exc}") from None
+
+
+def _check_section_values(kind: str, section: Mapping[str, Any]) -> None:
+    """The rules of a study's ``dataset:`` beyond each field's type (see ``DatasetConfig.from_dict``)."""
+    n_classes = section.get("n_classes")
+    if is_number(n_classes):
+        if kind == "minicifar" and not 2 <= n_classes <= 10:
+            raise ConfigError(f"dataset.n_classes must be between 2 and 10 for minicifar, the first classes of CIFAR-10 (got {n_classes})")
+        if kind in _KIND_CLASSES and n_classes != _KIND_CLASSES[kind]:
+            raise ConfigError(f"dataset.n_classes applies only to kind: minicifar ({kind} has {_KIND_CLASSES[kind]} classes, got {n_classes}); remove it")
+        if kind == "folder":
+            raise ConfigError("dataset.n_classes applies only to kind: minicifar (a folder has one class per train/ subfolder); remove it")
+    r = section.get("R")
+    if is_number(r):
+        if kind != "minicifar" and r != 1:
+            raise ConfigError(f"dataset.R applies only to kind: minicifar (got {r} for kind: {kind}); remove it or use kind: minicifar")
+        if not 1 <= r <= _MAX_R:
+            raise ConfigError(f"dataset.R must be between 1 and {_MAX_R} (got {r})")
+    train_size = section.get("train_size")
+    if is_number(train_size) and not 0 < train_size < 1:
+        raise ConfigError(f"dataset.train_size must be a fraction between 0 and 1, exclusive (got {train_size})")
+    image_size = section.get("image_size")
+    if is_number(image_size) and image_size < 8:
+        raise ConfigError(f"dataset.image_size must be >= 8 pixels (got {image_size})")
 
 
 @dataclass
@@ -197,7 +260,7 @@ def _load_source(config: DatasetConfig, data_dir: Path) -> tuple[dict, dict[str,
 
 
 def _check_class_count(config: DatasetConfig, classes: list[str], data_dir: Path, layout: str) -> None:
-    expected = {"cifar10": 10, "cifar100": 100}.get(config.kind)
+    expected = _KIND_CLASSES.get(config.kind)
     if expected is not None and len(classes) != expected:
         raise ConfigError(
             f"dataset.kind is {config.kind} but {(data_dir / layout).resolve()} has {len(classes)} classes "
