@@ -9,22 +9,22 @@ import pytest
 import torch
 from torch import nn
 
+from hpo.checkpoints import CheckpointError, load_checkpoint
 from hpo.data import IMAGENET_MEAN, IMAGENET_STD, Dataset, Split
+from hpo.faults import FaultPlan
 from hpo.models import TransferNet, create_model
 from hpo.train import (
-    CheckpointError,
     Diverged,
-    EpochMetrics,
     TooSlow,
-    TrainConfig,
     TrainingStopped,
     TrainResult,
     eval_normalization,
     evaluate,
-    load_checkpoint,
     seed_everything,
     train,
 )
+from hpo.train_config import TrainConfig
+from hpo.trials import EpochMetrics
 
 # Timing fields differ between identical runs; everything else must not.
 TIMING = {"epoch_seconds", "images_per_second", "elapsed_seconds"}
@@ -218,7 +218,7 @@ def test_nan_seam_raises_diverged_with_the_good_epochs(data, monkeypatch):
     monkeypatch.setenv("HPO_FAULT_NAN_AT_EPOCH", "2")
     seen = []
     with pytest.raises(Diverged) as info:
-        train(_model(), data, _config(), device="cpu", on_epoch=seen.append)
+        train(_model(), data, _config(), device="cpu", on_epoch=seen.append, faults=FaultPlan.from_env())
     assert info.value.reason == "diverged" and isinstance(info.value, TrainingStopped)
     assert [m.epoch for m in info.value.history] == [1] and info.value.epoch == 2
     assert "epoch 2" in info.value.message
@@ -229,8 +229,26 @@ def test_oom_seam_raises_out_of_memory(data, monkeypatch):
     monkeypatch.setenv("HPO_FAULT_OOM_AT_EPOCH", "2")
     seen = []
     with pytest.raises(torch.OutOfMemoryError, match="simulated"):
-        train(_model(), data, _config(), device="cpu", on_epoch=seen.append)
+        train(_model(), data, _config(), device="cpu", on_epoch=seen.append, faults=FaultPlan.from_env())
     assert [m.epoch for m in seen] == [1]
+
+
+def test_the_trainer_reads_no_fault_variables_itself(data, monkeypatch):
+    # Faults are read once at the edge (a worker's start, `hpo train`); without a plan, none are injected.
+    monkeypatch.setenv("HPO_FAULT_NAN_AT_EPOCH", "1")
+    monkeypatch.setenv("HPO_FAULT_OOM_AT_EPOCH", "1")
+    result = train(_model(), data, _config(epochs=1), device="cpu")
+    assert [m.epoch for m in result.history] == [1] and math.isfinite(result.train_loss)
+
+
+def test_fault_plan_reads_the_environment_once_and_names_a_bad_value(monkeypatch):
+    monkeypatch.setenv("HPO_FAULT_OOM_AT_EPOCH", "3")
+    monkeypatch.setenv("HPO_FAULT_SLEEP_PER_EPOCH", "0.5")
+    monkeypatch.delenv("HPO_FAULT_NAN_AT_EPOCH", raising=False)
+    assert FaultPlan.from_env() == FaultPlan(oom_at_epoch=3, nan_at_epoch=None, sleep_per_epoch=0.5)
+    assert FaultPlan.from_env({}) == FaultPlan()
+    with pytest.raises(ValueError, match=r"HPO_FAULT_NAN_AT_EPOCH must be an epoch number \(got 'two'\)"):
+        FaultPlan.from_env({"HPO_FAULT_NAN_AT_EPOCH": "two"})
 
 
 def test_too_slow_after_the_callback_and_checkpoint(data, tmp_path):
@@ -363,19 +381,19 @@ def test_config_round_trip_and_unknown_keys():
 
 
 def test_compiled_models_are_reused_by_trials_of_the_same_architecture(data, monkeypatch):
-    from hpo import train as train_module
+    from hpo import compiled as compile_cache
 
     # The eager backend exercises the compile cache without minutes of C++ compilation on CPU.
     monkeypatch.setenv("HPO_COMPILE_BACKEND", "eager")
-    monkeypatch.setattr(train_module, "_COMPILED", type(train_module._COMPILED)())
+    monkeypatch.setattr(compile_cache, "_COMPILED", type(compile_cache._COMPILED)())
     eager = train(_model(), data, _config(epochs=2), device="cpu")
     models = [_model(), _model()]
     before = models[0].classifier.weight.detach().clone()
     results = [train(m, data, _config(epochs=2, compile=True), device="cpu") for m in models]
-    assert len(train_module._COMPILED) == 1  # the second trial reused the first one's compiled model
+    assert len(compile_cache._COMPILED) == 1  # the second trial reused the first one's compiled model
     for result, model in zip(results, models):
         for compiled_epoch, eager_epoch in zip(_values(result.history), _values(eager.history), strict=True):
             assert compiled_epoch == pytest.approx(eager_epoch)
         assert not torch.equal(model.classifier.weight, before)  # trained weights came back to the caller
     train(_model(dropout=0.5), data, _config(epochs=1, compile=True), device="cpu")
-    assert len(train_module._COMPILED) == 2  # another architecture compiles anew
+    assert len(compile_cache._COMPILED) == 2  # another architecture compiles anew

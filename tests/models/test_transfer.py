@@ -1,20 +1,24 @@
-"""Transfer learning: modes, resizing, and loading ImageNet weights from torch.hub's cache.
+"""Transfer learning: modes, resizing, loading ImageNet weights from torch.hub's cache, the frozen feature cache.
 
 The tests write the checkpoint file themselves (a randomly initialised torchvision model saved
 where torch.hub looks for it), so they never reach the network."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torchvision
 from torch import nn
 
+from hpo.data import IMAGENET_MEAN, IMAGENET_STD, Split
 from hpo.errors import WeightsNotFoundError
 from hpo.models import TransferNet, create_model
 from hpo.models.transfer import _server_reachable, weights_path
+from hpo.models.transfer_features import frozen_features, head_forward, is_transfer
 
 
 def _write_checkpoint(torch_home, filename: str, model: nn.Module) -> dict:
@@ -121,3 +125,31 @@ def test_server_reachability_check_uses_a_real_socket(monkeypatch):
         assert _server_reachable(f"http://127.0.0.1:{port}/weights.pth")
     # The port is closed now: connection refused, reported at once.
     assert not _server_reachable(f"http://127.0.0.1:{port}/weights.pth")
+
+
+def test_frozen_features_are_the_backbone_output_and_cached_per_key(torch_home, tmp_path):
+    torch.manual_seed(0)
+    model = create_model("transfer", mode="frozen", pretrained=False, input_size=32, dropout=0.0)
+    assert is_transfer(model, "frozen") and not is_transfer(model, "finetune") and not is_transfer(nn.Linear(2, 2), "frozen")
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    split = Split(images, torch.zeros(6, dtype=torch.long))
+    data = SimpleNamespace(train=split, val=split, fingerprint="fp-1")
+    cache = tmp_path / "features"
+    features = frozen_features(model, data, torch.device("cpu"), 4, contextlib.nullcontext, "None", cache)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model.features((images.float() / 255 - mean) / std)
+    assert features["train"].shape == (6, model.feature_dim)
+    assert torch.allclose(features["train"], expected, atol=1e-5)
+    assert torch.allclose(head_forward(model)(features["val"]), model.head(expected), atol=1e-5)
+    (cached,) = cache.iterdir()
+    stamp = cached.stat().st_mtime_ns
+    again = frozen_features(model, data, torch.device("cpu"), 4, contextlib.nullcontext, "None", cache)
+    assert cached.stat().st_mtime_ns == stamp and torch.equal(again["train"], features["train"])  # read, not recomputed
+    cached.write_bytes(b"torn")  # a damaged cache file is recomputed and rewritten
+    assert torch.equal(frozen_features(model, data, torch.device("cpu"), 4, contextlib.nullcontext, "None", cache)["val"],
+                       features["val"])
+    data.fingerprint = "fp-2"  # other data: another cache file
+    frozen_features(model, data, torch.device("cpu"), 4, contextlib.nullcontext, "None", cache)
+    assert len(list(cache.iterdir())) == 2
