@@ -2,15 +2,16 @@
 
 What is timed is the worker's own code for one trial, with training replaced:
 ``hpo.workers.plan_next`` (the loop's study-wide checks: lost workers, failure streak, budget)
-and ``hpo.workers.run_one`` (``ask``, the budget rank, ``hpo.study.run_trial``: suggestions, the
+and ``hpo.workers.run_one`` (``ask``, the budget rank, ``hpo.workers.TrialRun``: suggestions, the
 size attributes and constraint, the resume lookup, per epoch the ``history`` attribute, a tiny
 checkpoint upload and the pruner, then the result attributes, ``tell``, the read-back and the
 checkpoint policy). The worker's heartbeat writes three times per trial, as it would during a
 nominal 30 s trial (one beat per 10 s).
 
-Training is the only thing replaced: ``hpo.models.create_model`` returns a linear layer and
-``hpo.train.train`` reports made-up accuracies (``fake_training``), so the timings are the
-service's, not the model's. The checkpoint written each epoch is a few bytes, so its upload costs
+Training is the only thing replaced, through the worker's own hooks (``hpo.workers.TrialContext``):
+its ``model_builder`` returns a linear layer and its ``trainer`` (``FakeTrainer``, with
+``hpo.train.train``'s signature) reports made-up accuracies, so the timings are the service's, not
+the model's. The checkpoint written each epoch is a few bytes, so its upload costs
 the storage writes and not the copy of a real model.
 
 Study sizes: the study is filled with finished trials (``Study.add_trials``: copies of real trial
@@ -31,8 +32,8 @@ Example (the documented command, about 20 minutes: the fills to 10 000 trials do
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
+import dataclasses
 import gc
 import json
 import math
@@ -80,70 +81,72 @@ class Worker:
     storage: Any
     config: Any
     sampler: Any
-    ctx: Any  # hpo.study.TrialContext
-    heartbeat: Any  # hpo.workers.Heartbeat (not started: fake_training beats it)
+    ctx: Any  # hpo.workers.TrialContext (its trainer is set per trial: see service_trial)
+    heartbeat: Any  # hpo.workers.Heartbeat (not started: FakeTrainer beats it)
+
+
+def linear_model(trial_config, num_classes: int):
+    """The benchmark's ``model_builder``: a linear layer, whatever the configuration."""
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, num_classes))
 
 
 def open_study(base_config, url: str, name: str, seed: int, work_dir: Path) -> Worker:
     """Create the benchmark study and load it as a worker does (sampler, pruner, retrying storage)."""
-    import optuna
     import torch
 
-    from hpo.pruning import EpochPruner, make_pruner
-    from hpo.samplers import make_sampler
     from hpo.storage import open_artifact_store, open_retrying_storage
-    from hpo.study import TrialContext, create_or_load
-    from hpo.workers import Heartbeat, _constraints
+    from hpo.study import create_or_load
+    from hpo.workers import Heartbeat, TrialContext, WorkerInfo, load_worker_study
 
     storage = open_retrying_storage(url)
     config = utils.study_definition(name, sampler={"name": base_config.sampler.name, "args": dict(base_config.sampler.args)},
                                     pruner={"name": base_config.pruner.name, "args": dict(base_config.pruner.args)},
                                     epochs=base_config.epochs, R=base_config.dataset.R, seed=seed, n_trials=1_000_000)
     create_or_load(config, storage, n_trials=config.n_trials, dataset_fingerprint="benchmark")
-    sampler = make_sampler(config.sampler.name, config.sampler.args, space=config.space, n_objectives=1, seed=seed,
-                           constraints_func=_constraints)
-    pruner = EpochPruner(make_pruner(config.pruner.name, config.pruner.args, n_objectives=1, epochs=config.epochs))
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner.study_pruner)
+    worker_id = "bench-overhead"
+    study, sampler, pruner = load_worker_study(storage, name, config, worker_id)
     classes = [f"class{i}" for i in range(config.dataset.n_classes)]
     ctx = TrialContext(study=study, config=config, dataset=SimpleNamespace(classes=classes), device=torch.device("cpu"),
                        artifact_store=open_artifact_store(work_dir / f"{name}-artifacts"),
-                       feature_cache_dir=work_dir / "features", worker_id="bench-overhead",
-                       scratch_dir=work_dir / f"{name}-scratch")
+                       feature_cache_dir=work_dir / "features", pruner=pruner, worker_id=worker_id,
+                       scratch_dir=work_dir / f"{name}-scratch", model_builder=linear_model)
     ctx.scratch_dir.mkdir(parents=True, exist_ok=True)
-    info = {"host": "bench", "pid": 0, "device": "cpu", "device_name": "cpu"}
+    info = dataclasses.asdict(WorkerInfo(host="bench", pid=0, device="cpu", device_name="cpu"))
     gc.freeze()  # as hpo.workers.run_worker does once its study and data are loaded
-    return Worker(study, storage, config, sampler, ctx, Heartbeat(storage, study._study_id, ctx.worker_id, info))
+    return Worker(study, storage, config, sampler, ctx, Heartbeat.for_study(study, worker_id, info))
 
 
-@contextlib.contextmanager
-def fake_training(worker: Worker, rng: random.Random):
-    """Replace the model and the trainer: made-up accuracies, tiny checkpoints, nominal heartbeats.
+class FakeTrainer:
+    """A trainer with ``hpo.train.train``'s signature: made-up accuracies, tiny checkpoints, nominal heartbeats.
 
-    Yields a list that receives the seconds each fake ``train`` call spent on its own (outside
-    ``on_epoch``, which is the service's), to subtract from the timed trial.
+    ``own_seconds`` receives the seconds each call spent on its own (outside ``on_epoch``, which
+    is the service's), to subtract from the timed trial.
+
+    Args:
+        heartbeat: The worker's heartbeat, beaten as often as during a nominal 30 s trial.
+        rng: Draws the made-up accuracies.
     """
-    from unittest import mock
 
-    import torch
+    def __init__(self, heartbeat: Any, rng: random.Random) -> None:
+        self.heartbeat, self.rng = heartbeat, rng
+        self.own_seconds: list[float] = []
 
-    from hpo.train import EpochMetrics, TrainResult
-    from hpo.workers import heartbeat_seconds
+    def __call__(self, model, dataset, config, *, device, on_epoch=None, checkpoint_path=None, resume_from=None, **_):
+        from hpo.train import TrainResult
+        from hpo.trials import EpochMetrics
+        from hpo.workers import heartbeat_seconds
 
-    own_seconds: list[float] = []
-
-    def create_model(name, num_classes, **knobs):
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, num_classes))
-
-    def train(model, dataset, config, *, device, on_epoch=None, checkpoint_path=None, resume_from=None, **_):
         began = time.perf_counter()
         in_service = 0.0
-        quality = rng.random()  # how good this made-up configuration is
+        quality = self.rng.random()  # how good this made-up configuration is
         epoch_seconds = NOMINAL_TRIAL_SECONDS / config.epochs
         beats_per_epoch = epoch_seconds / heartbeat_seconds()
         beats_due, history = 0.0, []
         try:
             for epoch in range(1, config.epochs + 1):
-                accuracy = 0.25 + 0.6 * quality * (1 - math.exp(-epoch)) + rng.gauss(0, 0.01)
+                accuracy = 0.25 + 0.6 * quality * (1 - math.exp(-epoch)) + self.rng.gauss(0, 0.01)
                 metrics = EpochMetrics(epoch=epoch, train_loss=1.0 - accuracy, train_accuracy=accuracy,
                                        val_loss=1.0 - accuracy, val_accuracy=accuracy, epoch_seconds=epoch_seconds,
                                        images_per_second=1000.0, lr=0.1, elapsed_seconds=epoch * epoch_seconds)
@@ -153,36 +156,34 @@ def fake_training(worker: Worker, rng: random.Random):
                 service = time.perf_counter()
                 beats_due += beats_per_epoch
                 while beats_due >= 1:
-                    worker.heartbeat.beat()
+                    self.heartbeat.beat()
                     beats_due -= 1
                 if on_epoch is not None:
                     on_epoch(metrics)
                 in_service += time.perf_counter() - service
         finally:
-            own_seconds.append(time.perf_counter() - began - in_service)
+            self.own_seconds.append(time.perf_counter() - began - in_service)
         return TrainResult(history=history, train_seconds=NOMINAL_TRIAL_SECONDS, epochs_run=len(history),
                            images_per_second=1000.0, device_name="cpu", peak_memory_bytes=0,
                            param_count=sum(p.numel() for p in model.parameters()))
 
-    with mock.patch("hpo.models.create_model", create_model), mock.patch("hpo.train.train", train):
-        yield own_seconds
-
 
 def service_trial(worker: Worker, rng: random.Random) -> float:
-    """One trial through the worker's own code, with fake training.
+    """One trial through the worker's own code, with :class:`FakeTrainer` as its trainer.
 
     Returns:
         Seconds spent in the service (sampling, storage, pruning, reporting), training excluded.
     """
     from hpo import workers
 
-    with fake_training(worker, rng) as training_seconds:
-        start = time.perf_counter()
-        action, n_trials = workers.plan_next(worker.study, worker.sampler)
-        if action != "ask":
-            raise RuntimeError(f"the benchmark study cannot run another trial ({action})")
-        workers.run_one(worker.study, worker.ctx, n_trials, worker.heartbeat)
-        return time.perf_counter() - start - sum(training_seconds)
+    trainer = FakeTrainer(worker.heartbeat, rng)
+    ctx = dataclasses.replace(worker.ctx, trainer=trainer)
+    start = time.perf_counter()
+    action, n_trials = workers.plan_next(worker.study, worker.sampler)
+    if action != "ask":
+        raise RuntimeError(f"the benchmark study cannot run another trial ({action})")
+    workers.run_one(worker.study, ctx, n_trials, worker.heartbeat)
+    return time.perf_counter() - start - sum(trainer.own_seconds)
 
 
 def fill_storage(url: str):
@@ -249,7 +250,8 @@ def fill(url: str, study_name: str, templates: list, count: int, rng: random.Ran
             intermediate_values={e["epoch"]: e["val_accuracy"] for e in history},
         ))
     start = time.perf_counter()
-    from hpo.checkpoints import REMOVED_PREFIX
+    from hpo.compat import study_id
+    from hpo.trials import CHECKPOINT_REMOVED_PREFIX
 
     storage = fill_storage(url)
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -257,7 +259,7 @@ def fill(url: str, study_name: str, templates: list, count: int, rng: random.Ran
     study.add_trials(trials)
     for number, trial in enumerate(trials, start=first):
         if "checkpoint" in trial.user_attrs:
-            storage.set_study_system_attr(study._study_id, f"{REMOVED_PREFIX}{number}", True)
+            storage.set_study_system_attr(study_id(study), f"{CHECKPOINT_REMOVED_PREFIX}{number}", True)
     if hasattr(storage, "engine"):
         storage.engine.dispose()
     return time.perf_counter() - start

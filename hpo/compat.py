@@ -74,3 +74,48 @@ def artifact_store_folder(store: Any) -> Path | None:
     """
     base = getattr(store, "_base_path", None)
     return Path(base) if base is not None else None
+
+
+def reseed_grid_sampler(sampler: optuna.samplers.GridSampler, seed: int) -> None:
+    """Reseed the generator a GridSampler picks among unvisited points with, keeping its shuffle.
+
+    Why private: the constructor's ``seed`` sets both the grid's shuffle (which must be the same on
+    every worker, or points repeat and others are skipped) and that generator; only the private
+    ``_rng`` lets a worker vary the second alone.
+    """
+    sampler._rng.rng.seed(seed)
+
+
+def rdb_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The ``RDBStorage`` behind ``storage`` (unwrapping Optuna's caching layer), or None.
+
+    Why private: ``optuna.storages.get_storage`` wraps an RDBStorage in ``_CachedStorage``, which
+    keeps the RDBStorage as its private ``_backend``.
+    """
+    rdb = getattr(storage, "_backend", storage)
+    return rdb if isinstance(rdb, optuna.storages.RDBStorage) else None
+
+
+def write_rdb_user_attrs(rdb: optuna.storages.RDBStorage, trial_id: int, attrs: dict[str, Any]) -> bool:
+    """Write several user attributes of a running trial in one RDB session (one commit).
+
+    Why private: ``RDBStorage`` commits once per ``set_trial_user_attr``; its per-attribute
+    statement (an upsert after checking that the trial still runs) and session helper are private.
+
+    Returns:
+        False, writing nothing, where this Optuna release lacks those internals.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial has finished (nothing is written).
+    """
+    try:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        set_without_commit = rdb._set_trial_attr_without_commit
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the Optuna release
+        return False
+    with _create_scoped_session(rdb.scoped_session) as session:
+        for key, value in attrs.items():
+            set_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+    return True

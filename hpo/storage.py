@@ -6,7 +6,7 @@ Storage URLs:
 - ``postgresql://user@host/db`` or ``mysql://user@host/db``: for workers on many machines
   (drivers: psycopg 3 and PyMySQL, chosen here so plain URLs work).
 - ``journal:///path/study.log``: Optuna's journal file; ``redis://host:6379/0``: Optuna's journal on
-  Redis. Liveness is kept by hpo's own heartbeats (see ``hpo.workers``), so killed workers are
+  Redis. Liveness is kept by hpo's own heartbeats (see ``hpo.workers.liveness``), so killed workers are
   detected on every storage, journals included.
 
 The URL comes from ``--storage``, else ``--storage-file PATH`` (a file holding the URL, so the
@@ -25,6 +25,7 @@ from typing import Any
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
 
+from hpo import compat
 from hpo.errors import ConfigError
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"
@@ -244,7 +245,7 @@ class RetryingStorage(optuna.storages.BaseStorage):
 
     ``last_error_time`` is the time of the last transient failure this process saw: a worker that
     has just lived through an outage knows that the other workers' heartbeats could not be written
-    either, and must not take their trials for lost (see ``hpo.workers.reap_stale_trials``).
+    either, and must not take their trials for lost (see ``hpo.workers.liveness.reap_stale_trials``).
     """
 
     def __init__(self, backend: optuna.storages.BaseStorage, url: str, retry_seconds: float | None = None) -> None:
@@ -412,20 +413,9 @@ def write_trial_user_attrs(storage: optuna.storages.BaseStorage, trial_id: int, 
     Raises:
         optuna.exceptions.UpdateFinishedTrialError: the trial has finished (nothing is written).
     """
-    rdb = getattr(storage, "_backend", storage)  # optuna wraps an RDBStorage in a caching layer
-    if isinstance(rdb, optuna.storages.RDBStorage) and len(attrs) > 1:
-        try:
-            from optuna.storages._rdb import models
-            from optuna.storages._rdb.storage import _create_scoped_session
-
-            set_without_commit = rdb._set_trial_attr_without_commit
-        except (ImportError, AttributeError):  # pragma: no cover - depends on the Optuna release
-            pass
-        else:
-            with _create_scoped_session(rdb.scoped_session) as session:
-                for key, value in attrs.items():
-                    set_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
-            return
+    rdb = compat.rdb_storage(storage)
+    if rdb is not None and len(attrs) > 1 and compat.write_rdb_user_attrs(rdb, trial_id, dict(attrs)):
+        return
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
 
@@ -436,10 +426,10 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         return
     storage = trial.storage
     if isinstance(storage, RetryingStorage):
-        storage.set_trial_user_attrs(trial._trial_id, attrs)
+        storage.set_trial_user_attrs(compat.trial_id(trial), attrs)
     else:
-        write_trial_user_attrs(storage, trial._trial_id, attrs)
-    trial._cached_frozen_trial.user_attrs.update(attrs)  # what trial.user_attrs returns, as set_user_attr does
+        write_trial_user_attrs(storage, compat.trial_id(trial), attrs)
+    compat.update_cached_user_attrs(trial, dict(attrs))  # what trial.user_attrs returns, as set_user_attr does
 
 
 def _root_message(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
 """Fault-suite helpers: tiny studies, real worker processes, storage end states, root-only faults.
 
-Every fault test runs real ``python -m hpo`` processes (or the worker loop in-process) on the fake
+Every fault test runs real ``python -m hpo`` and ``python -m hpo.workers`` processes (or the worker loop in-process) on the fake
 CIFAR data, with ``HPO_HEARTBEAT_SECONDS=1`` so that a killed worker's trial is stale after ~3 s, and
 ``HPO_FAULT_SLEEP_PER_EPOCH`` so that a trial lasts long enough to be killed or interrupted mid-way.
 Figures measured here (time to detect a killed worker, time to stop on Ctrl-C, outage length
@@ -150,12 +150,19 @@ def fault_env(data_dir: Path, tmp_path: Path, url: str, **extra: str) -> dict[st
     return env
 
 
-def start_worker(env: dict, study: str, log_file: Path, *args: str) -> subprocess.Popen:
-    """`hpo worker --study NAME --devices cpu` as its own process group (so tests can signal it alone)."""
+def start_worker(env: dict, study: str, log_file: Path, worker_id: str = "") -> subprocess.Popen:
+    """One CPU worker through the public entry point `python -m hpo.workers`, as its own process group.
+
+    Its own process group lets a test signal it alone. The options travel as the launcher sends
+    them (``hpo.workers.worker_environment``): HPO_WORKER_OPTIONS, and the storage in HPO_STORAGE.
+    """
+    from hpo.workers import WorkerOptions, worker_environment
+
+    options = WorkerOptions(study_name=study, storage_url=env["HPO_STORAGE"], device="cpu", worker_id=worker_id, threads=1)
     out = open(log_file.with_suffix(".out"), "ab")
     proc = subprocess.Popen(
-        [*HPO, "worker", "--study", study, "--devices", "cpu", "--threads", "1", "--log-file", str(log_file), *args],
-        env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_file.parent,
+        [sys.executable, "-m", "hpo.workers"], env={**env, **worker_environment(options, log_file)},
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_file.parent,
     )
     out.close()
     return proc

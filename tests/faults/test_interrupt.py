@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from faultkit import (alive, assert_exact_end, counts, create_study, fault_env, finished_values, load, logs_of,
                       mid_trial, record_figure, run_worker_here, start_run, wait_for, worker_pids,
                       write_study)
-from hpo import study as studies
+from hpo import trials
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -48,9 +48,9 @@ def test_ctrl_c_records_interrupted_trials_and_the_next_run_resumes_them(sqlite_
     queued = study.get_trials(states=(TrialState.WAITING,))
     assert sorted(t.user_attrs["retry_of"] for t in queued) == sorted(interrupted)  # each retried once
     # A trial interrupted after its first epoch resumes from its checkpoint; one interrupted before starts afresh.
-    assert all(t.system_attrs.get(studies.SYS_RESUME) == interrupted[t.user_attrs["retry_of"]].user_attrs.get("checkpoint")
+    assert all(t.system_attrs.get(trials.SYS_RESUME) == interrupted[t.user_attrs["retry_of"]].user_attrs.get("checkpoint")
                for t in queued)
-    assert any(t.system_attrs.get(studies.SYS_RESUME) for t in queued)
+    assert any(t.system_attrs.get(trials.SYS_RESUME) for t in queued)
     before = finished_values(study)
 
     # The next run takes the queued retries first and ends the study at exactly N.

@@ -24,8 +24,8 @@ def test_killed_worker_trial_is_detected_and_resumed_from_its_checkpoint(storage
     study_file = write_study(tmp_path, unique_name, epochs=EPOCHS, n_trials=N_TRIALS)
     create_study(study_file, storage_url, fake_cifar)
     env = fault_env(fake_cifar, tmp_path, storage_url, HPO_FAULT_SLEEP_PER_EPOCH="0.6")
-    victim = start_worker(env, unique_name, tmp_path / "victim.log", "--worker-id", "victim")
-    survivor = start_worker(env, unique_name, tmp_path / "survivor.log", "--worker-id", "survivor")
+    victim = start_worker(env, unique_name, tmp_path / "victim.log", worker_id="victim")
+    survivor = start_worker(env, unique_name, tmp_path / "survivor.log", worker_id="survivor")
     procs += [victim, survivor]
 
     watched = load(storage_url, unique_name)

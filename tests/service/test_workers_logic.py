@@ -10,6 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpo import study as studies
+from hpo import trials
 from hpo import workers
 from hpo.errors import ConfigError, DeviceError, HpoError
 
@@ -49,9 +50,9 @@ def test_stale_trial_is_failed_and_retried_once(monkeypatch):
     trial = study.ask({"x": FloatDistribution(0, 1)})
     trial.suggest_float("x", 0, 1)
     trial.set_user_attr("checkpoint", "artifact-123")
-    study._storage.set_trial_system_attr(trial._trial_id, studies.SYS_HEARTBEAT, time.time() - 10)
+    study._storage.set_trial_system_attr(trial._trial_id, trials.SYS_HEARTBEAT, time.time() - 10)
     fresh = study.ask()
-    study._storage.set_trial_system_attr(fresh._trial_id, studies.SYS_HEARTBEAT, time.time())
+    study._storage.set_trial_system_attr(fresh._trial_id, trials.SYS_HEARTBEAT, time.time())
 
     assert workers.reap_stale_trials(study) == [trial.number]
     assert workers.reap_stale_trials(study) == []  # already reaped: no second retry
@@ -61,15 +62,15 @@ def test_stale_trial_is_failed_and_retried_once(monkeypatch):
     assert len(waiting) == 1
     retry = waiting[0]
     assert retry.params == lost.params
-    assert retry.system_attrs[studies.SYS_RESUME] == "artifact-123"
-    assert retry.system_attrs[studies.SYS_RETRIES] == 1
+    assert retry.system_attrs[trials.SYS_RESUME] == "artifact-123"
+    assert retry.system_attrs[trials.SYS_RETRIES] == 1
     assert study.get_trials()[fresh.number].state == TrialState.RUNNING
 
 
 def test_retries_stop_after_two():
     study = _study()
     study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
-                                 system_attrs={studies.SYS_RETRIES: 2, studies.SYS_RETRY_OF: 0}))
+                                 system_attrs={trials.SYS_RETRIES: 2, trials.SYS_RETRY_OF: 0}))
     assert studies.enqueue_retry(study, study.get_trials()[0], "interrupted") is False
     assert not study.get_trials(states=(TrialState.WAITING,))
 
@@ -121,12 +122,63 @@ def test_heartbeat_beats_the_running_trial_and_always_the_worker_presence():
     trial = study.ask({"x": FloatDistribution(0, 1)})
     heartbeat.trial_id = trial._trial_id
     heartbeat.beat_trial(trial._trial_id)  # what run_one does as soon as it has the trial
-    first = study._storage.get_trial(trial._trial_id).system_attrs[studies.SYS_HEARTBEAT]
+    first = study._storage.get_trial(trial._trial_id).system_attrs[trials.SYS_HEARTBEAT]
     assert abs(first - time.time()) < 60
     study.tell(trial, 0.5)
     # A beat that still names the finished trial: the trial is left alone, the presence is written.
     before = time.time()
     heartbeat.beat()
-    assert study._storage.get_trial(trial._trial_id).system_attrs[studies.SYS_HEARTBEAT] == first
+    assert study._storage.get_trial(trial._trial_id).system_attrs[trials.SYS_HEARTBEAT] == first
     assert [w["worker"] for w in workers.live_workers(study)] == ["w-1"]
     assert study._storage.get_study_system_attrs(study._study_id)["hpo:worker:w-1"]["time"] >= before
+
+
+def test_worker_options_travel_through_the_environment_without_the_storage_url_in_them(tmp_path):
+    options = workers.WorkerOptions(study_name="s", storage_url="postgresql://u:secret@db/hpo", device="cpu",
+                                    worker_id="w-3", threads=2, timeout=5.0)
+    env = workers.worker_environment(options, tmp_path / "w.log")
+    assert env["HPO_STORAGE"] == options.storage_url and "secret" not in env[workers.OPTIONS_ENV]
+    assert workers.options_from_environment(env) == (options, str(tmp_path / "w.log"))
+    with pytest.raises(ConfigError, match="HPO_WORKER_OPTIONS: unknown settings colour"):
+        workers.options_from_environment({workers.OPTIONS_ENV: '{"study_name": "s", "colour": 1}'})
+    with pytest.raises(ConfigError, match="HPO_WORKER_OPTIONS is not set"):
+        workers.options_from_environment({})
+
+
+def test_entry_point_exits_like_the_cli(tmp_path, capsys):
+    options = workers.WorkerOptions(study_name="absent", storage_url=f"sqlite:///{tmp_path}/hpo.db", device="cpu")
+    assert workers.entry_point(workers.worker_environment(options)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no study named 'absent'") and len(err.strip().splitlines()) == 1
+    assert workers.entry_point({}) == 2
+
+
+def test_launch_runs_one_worker_in_process_only():
+    options = workers.WorkerOptions(study_name="s", storage_url="sqlite:///:memory:")
+    with pytest.raises(ValueError, match="one worker"):
+        workers.launch(options, [workers.Slot("cpu", 1)] * 2, in_process=True)
+    with pytest.raises(ValueError, match="log_dir"):
+        workers.launch(options, [workers.Slot("cpu", 1)])
+
+
+def test_run_worker_trains_through_the_trainer_it_is_given(tmp_path, fake_cifar, study_file):
+    from hpo.config import load_study
+    from hpo.data import load_dataset
+    from hpo.storage import open_storage
+    from hpo.study import create_or_load
+    from hpo.train import train
+
+    config = load_study(study_file(tmp_path, "hook", epochs=2, n_trials=2))
+    url = f"sqlite:///{tmp_path}/hook.db"
+    dataset = load_dataset(config.dataset, str(fake_cifar), split_seed=config.seed)
+    create_or_load(config, open_storage(url), n_trials=None, dataset_fingerprint=dataset.fingerprint)
+    calls = []
+
+    def counting_trainer(*args, **kwargs):
+        calls.append(kwargs["faults"])
+        return train(*args, **kwargs)
+
+    options = workers.WorkerOptions(study_name="hook", storage_url=url, device="cpu", data_dir=str(fake_cifar),
+                                    artifacts=str(tmp_path / "artifacts"), threads=1)
+    assert workers.run_worker(options, trainer=counting_trainer) == {"COMPLETE": 2}
+    assert len(calls) == 2 and all(plan is not None for plan in calls)  # the fault plan read once at the start
