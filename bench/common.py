@@ -26,12 +26,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from hpo.config import split_model_overrides
 from hpo.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DatasetConfig, load_dataset, resolve_data_dir
 from hpo.device import available_cpu_count, device_name, resolve_device, synchronize
 from hpo.errors import ConfigError, DataNotFoundError
 from hpo.models import count_params, create_model
 from hpo.train import seed_everything
+from hpo.trial_config import split_model_overrides
 
 # The seed-style recipe, as the practice's notebook writes it.
 SEED_BATCH_SIZE = 32  # images per step

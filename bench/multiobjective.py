@@ -30,12 +30,14 @@ import json
 import sys
 from pathlib import Path
 
+from hpo.trials import PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
+
 try:
     from bench import _study_utils as utils  # python -m bench.multiobjective, or the tests
 except ImportError:
     import _study_utils as utils  # python bench/multiobjective.py
 
-OBJECTIVES = ("val_accuracy", "param_count", "train_seconds")
+OBJECTIVES = (VAL_ACCURACY, PARAM_COUNT, TRAIN_SECONDS)
 
 
 def methods(population_size: int) -> dict[str, tuple[dict, dict | str]]:

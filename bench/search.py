@@ -189,12 +189,13 @@ def full_histories(study_db: Path, epochs: int) -> list[list[dict]]:
     import optuna
 
     from hpo.storage import open_storage
+    from hpo.trials import TrialRecord
 
     storage = open_storage(f"sqlite:///{study_db.resolve()}")
     name = optuna.get_all_study_summaries(storage)[0].study_name
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-    return [t.user_attrs["history"] for t in sorted(trials, key=lambda t: t.number)
-            if len(t.user_attrs.get("history") or []) == epochs]
+    histories = [TrialRecord.of(t).epochs for t in sorted(trials, key=lambda t: t.number)]
+    return [history for history in histories if len(history) == epochs]
 
 
 def short_horizon(work: Path, seeds: int, epochs: int, target: float, base_pruner: dict) -> dict:

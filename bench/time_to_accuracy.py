@@ -43,7 +43,8 @@ except ImportError:
     import common  # python bench/time_to_accuracy.py
 
 from hpo.errors import HpoError
-from hpo.train import TrainConfig, train
+from hpo.train import train
+from hpo.train_config import TrainConfig
 
 TRAINER_RUN = "hpo trainer (default recipe)"
 SEED_RUN = "seed-style loop"
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         setup = common.prepare(args)
-        config = TrainConfig(**{**setup.options, "epochs": args.max_epochs}).validate()
+        config = TrainConfig.from_dict({**setup.options, "epochs": args.max_epochs})
     except (HpoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

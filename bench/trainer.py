@@ -46,7 +46,8 @@ except ImportError:
 
 from hpo.device import synchronize
 from hpo.errors import HpoError
-from hpo.train import TrainConfig, train
+from hpo.train import train
+from hpo.train_config import TrainConfig
 
 SEED_RUN = "seed-style loop"
 
@@ -186,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup = common.prepare(args)
         epochs = args.warmup_epochs + args.epochs
-        default_config = TrainConfig(**{**setup.options, "epochs": epochs}).validate()
-        batch32_config = TrainConfig(**{**setup.options, "epochs": epochs, "batch_size": common.SEED_BATCH_SIZE}).validate()
+        default_config = TrainConfig.from_dict({**setup.options, "epochs": epochs})
+        batch32_config = TrainConfig.from_dict({**setup.options, "epochs": epochs, "batch_size": common.SEED_BATCH_SIZE})
     except (HpoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

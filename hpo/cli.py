@@ -5,6 +5,7 @@ Errors the user can fix (``HpoError``) print one sentence and exit with code 2, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -61,7 +62,9 @@ def user_errors(command):
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
+            from hpo.trials import StopReason
+
+            typer.echo(str(StopReason.INTERRUPTED), err=True)
             raise typer.Exit(130) from None
 
     return wrapper
@@ -128,10 +131,9 @@ def run(
     started = time.time()
     tick = _live_display(optuna_study, started, start.finished)
     with tick:
-        code = worker_mod.launch(
-            config.name, url, slots, log_dir=run_dir, data_dir=data_dir, artifacts=artifacts, timeout=timeout,
-            tensorboard_dir=tensorboard, on_tick=tick,
-        )
+        options = worker_mod.WorkerOptions(study_name=config.name, storage_url=url, data_dir=data_dir,
+                                           artifacts=artifacts, timeout=timeout, tensorboard_dir=tensorboard)
+        code = worker_mod.launch(options, slots, log_dir=run_dir, on_tick=tick).exit_code
     final = monitor.progress(optuna_study, started, start.finished)
     typer.echo(monitor.summary_line(final))
     if code not in (0, 130):
@@ -195,8 +197,6 @@ def worker(
     log_dir: Annotated[Path, typer.Option("--log-dir", help="Per-worker logs go to LOG_DIR/STUDY/.")] = Path("logs"),
     tensorboard: Annotated[Optional[str], typer.Option("--tensorboard", help="TensorBoard folder for learning curves.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for this worker.")] = None,
-    worker_id: Annotated[str, typer.Option("--worker-id", hidden=True)] = "",
-    log_file: Annotated[Optional[str], typer.Option("--log-file", hidden=True)] = None,
 ):
     """Join a running study from another terminal, GPU or machine (the definition comes from storage).
 
@@ -212,14 +212,12 @@ def worker(
         _url, storage_obj = _storage(url, None)
         _load_stored_study(study, storage_obj).set_user_attr(ATTR_N_TRIALS, int(n_trials))
     slots = worker_mod.plan_slots(devices, per_device, workers)
+    options = worker_mod.WorkerOptions(study_name=study, storage_url=url, data_dir=data_dir,
+                                       artifacts=artifacts, threads=threads, timeout=timeout, tensorboard_dir=tensorboard)
     if len(slots) == 1:
-        worker_mod.configure_logging(log_file)
-        options = worker_mod.WorkerOptions(
-            study_name=study, storage_url=url, device=slots[0].device, worker_id=worker_id, data_dir=data_dir,
-            artifacts=artifacts, threads=threads or slots[0].threads, timeout=timeout, tensorboard_dir=tensorboard,
-        )
-        outcome = worker_mod.run_worker(options)
-        typer.echo("worker done: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(outcome.items())) or "no trials run"), err=True)
+        worker_mod.configure_logging()
+        outcome = worker_mod.launch(options, slots, in_process=True).outcome
+        typer.echo(worker_mod.outcome_line(outcome), err=True)
         return
     _url, storage_obj = _storage(url, None)
     optuna_study = _load_stored_study(study, storage_obj)
@@ -227,8 +225,7 @@ def worker(
     started = time.time()
     tick = _live_display(optuna_study, started, start.finished)
     with tick:
-        code = worker_mod.launch(study, url, slots, log_dir=log_dir / study, data_dir=data_dir, artifacts=artifacts,
-                                 timeout=timeout, tensorboard_dir=tensorboard, on_tick=tick)
+        code = worker_mod.launch(options, slots, log_dir=log_dir / study, on_tick=tick).exit_code
     typer.echo(monitor.summary_line(monitor.progress(optuna_study, started, start.finished)))
     if code:
         raise typer.Exit(code if code in (2, 130) else 1)
@@ -316,7 +313,7 @@ def studies():
 
     Example: hpo studies
     """
-    from hpo.config import list_studies
+    from hpo.study_files import list_studies
 
     for name, description in list_studies():
         typer.echo(f"{name:24s} {description}")
@@ -368,30 +365,17 @@ def train(
 
     Example: hpo train --model resnet --depth 18 --width 16 --dataset minicifar --data-dir data/cifar10-jpeg --epochs 2
     """
-    import dataclasses
-
-    from hpo.config import parse_overrides, split_model_overrides
     from hpo.data import DatasetConfig, load_dataset
     from hpo.device import resolve_device, set_cpu_threads
-    from hpo.models import count_macs, count_params, create_model, families
-    from hpo.train import TrainConfig, TrainingStopped, evaluate, seed_everything
+    from hpo.faults import FaultPlan
+    from hpo.models import count_macs, count_params, create_model
+    from hpo.train import TrainingStopped, evaluate, seed_everything
     from hpo.train import train as run_training
+    from hpo.train_config import TrainConfig
 
-    family, knobs, options = split_model_overrides(model, set_ or [])
-    model_fields = {f.name for f in dataclasses.fields(families()[family].config_cls)}
-    if depth is not None:
-        if "depth" not in model_fields:
-            raise ConfigError(f"--depth: model family {family} has no depth knob; its knobs are {', '.join(sorted(model_fields))}")
-        knobs["depth"] = parse_overrides([f"depth={depth}"], families()[family].config_cls)["depth"]
-    if width is not None:
-        # DenseNet's width is its growth rate; families without a width knob refuse --width.
-        width_knob = "growth_rate" if family == "densenet" else "width"
-        if width_knob not in model_fields:
-            raise ConfigError(f"--width: model family {family} has no width knob; its knobs are {', '.join(sorted(model_fields))}")
-        knobs[width_knob] = width
-    config = TrainConfig(**{**options, "epochs": epochs, "seed": seed})
+    family, knobs, options = _model_and_trainer_options(model, depth, width, set_ or [])
     try:
-        config.validate()
+        config = TrainConfig.from_dict({**options, "epochs": epochs, "seed": seed})
     except ValueError as exc:
         raise ConfigError(f"--set: {exc}") from None
 
@@ -407,30 +391,14 @@ def train(
     typer.echo(f"{model} ({family}): {count_params(net):,} parameters, {count_macs(net, (3, 32, 32)):,} MACs/image; "
                f"{data.kind}: {len(data.train.labels)} train / {len(data.val.labels)} val images, "
                f"{len(data.classes)} classes; device {dev}")
-    writer = None
-    if tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(tensorboard)
-
-    def on_epoch(m):
-        typer.echo(f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f} acc {m.train_accuracy:.4f}  "
-                   f"val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f}  lr {m.lr:.4g}  "
-                   f"{m.epoch_seconds:.1f} s  {m.images_per_second:,.0f} img/s")
-        if writer is not None:
-            for key, value in m.to_dict().items():
-                if key != "epoch":
-                    writer.add_scalar(key, value, m.epoch)
-
-    try:
-        result = run_training(net, data, config, device=dev, on_epoch=on_epoch, checkpoint_path=checkpoint,
-                              resume_from=resume, feature_cache_dir=Path(data_dir or os.environ.get("HPO_DATA_DIR") or "data") / ".hpo-cache" / "features")
-    except TrainingStopped as stop:
-        typer.echo(f"stopped ({stop.reason}): {stop}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        if writer is not None:
-            writer.close()
+    with _curves_writer(tensorboard) as writer:
+        try:
+            result = run_training(net, data, config, device=dev, on_epoch=_epoch_printer(writer), checkpoint_path=checkpoint,
+                                  resume_from=resume, feature_cache_dir=Path(data_dir or os.environ.get("HPO_DATA_DIR") or "data") / ".hpo-cache" / "features",
+                                  faults=FaultPlan.from_env())
+        except TrainingStopped as stop:
+            typer.echo(f"stopped ({stop.reason}): {stop}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"trained {result.epochs_run} epochs in {result.train_seconds:.1f} s; "
                f"best val accuracy {result.best_val_accuracy:.4f}")
     if test:
@@ -441,11 +409,73 @@ def train(
         typer.echo(f"test loss {loss:.4f} accuracy {acc:.4f}")
 
 
+def _model_and_trainer_options(model: str, depth: str | None, width: int | None, pairs: list[str]) -> tuple[str, dict, dict]:
+    """``hpo train``'s ``--set`` pairs split into model knobs and trainer options, with the ``--depth``
+    and ``--width`` shortcuts added to the knobs; ``(family, knobs, options)``."""
+    import dataclasses
+
+    from hpo.models import families
+    from hpo.trial_config import split_model_overrides
+    from hpo.typed import parse_overrides
+
+    family, knobs, options = split_model_overrides(model, pairs)
+    config_cls = families()[family].config_cls
+    model_fields = {f.name for f in dataclasses.fields(config_cls)}
+    if depth is not None:
+        if "depth" not in model_fields:
+            raise ConfigError(f"--depth: model family {family} has no depth knob; its knobs are {', '.join(sorted(model_fields))}")
+        knobs["depth"] = parse_overrides([f"depth={depth}"], config_cls)["depth"]
+    if width is not None:
+        # DenseNet's width is its growth rate; families without a width knob refuse --width.
+        width_knob = "growth_rate" if family == "densenet" else "width"
+        if width_knob not in model_fields:
+            raise ConfigError(f"--width: model family {family} has no width knob; its knobs are {', '.join(sorted(model_fields))}")
+        knobs[width_knob] = width
+    return family, knobs, options
+
+
+@contextlib.contextmanager
+def _curves_writer(folder: str | None):
+    """A TensorBoard writer into ``folder`` (None without one), closed when training ends."""
+    if not folder:
+        yield None
+        return
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(folder)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def _epoch_printer(writer):
+    """``hpo train``'s per-epoch callback: one line of metrics, and the curves to TensorBoard."""
+
+    def on_epoch(m):
+        typer.echo(f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f} acc {m.train_accuracy:.4f}  "
+                   f"val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f}  lr {m.lr:.4g}  "
+                   f"{m.epoch_seconds:.1f} s  {m.images_per_second:,.0f} img/s")
+        if writer is not None:
+            for key, value in m.to_dict().items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, m.epoch)
+
+    return on_epoch
+
+
 def _stored_study(study: str, storage: str | None, storage_file: Path | None):
     from hpo.storage import safe_component
 
     _url, storage_obj = _storage(storage, storage_file)
     return _load_stored_study(safe_component(Path(study).stem if study.endswith(".yaml") else study), storage_obj)
+
+
+def _collect(study: str, objectives: str, storage: str | None, storage_file: Path | None):
+    """The stored study collected for a report, on the ``--objectives`` axes (``acc,params,time``)."""
+    from hpo.analysis.report import collect
+
+    return collect(_stored_study(study, storage, storage_file), [a.strip() for a in objectives.split(",") if a.strip()])
 
 
 @app.command()
@@ -461,35 +491,21 @@ def pareto(
 
     Example: hpo pareto --study cpu-quick --objectives acc,params
     """
-    import csv
-    import json
+    from hpo.analysis import terminal
 
-    from hpo.analysis.report import collect, format_cell, front_table
-
-    if fmt not in ("table", "csv", "json"):
-        raise ConfigError(f"--format {fmt!r} is not one of table, csv, json")
-    report = collect(_stored_study(study, storage, storage_file), [a.strip() for a in objectives.split(",") if a.strip()])
-    rows = front_table(report)
+    if fmt not in terminal.FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not one of {', '.join(terminal.FORMATS)}")
+    report = _collect(study, objectives, storage, storage_file)
     if fmt == "json":
-        typer.echo(json.dumps({"study": report.name, "axes": report.front.axes, "hypervolume": report.hypervolume,
-                               "knee_trial": report.knee_trial, "front": rows}, indent=2, default=str))
+        typer.echo(terminal.front_json(report))
         return
     if fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["trial"])
-        writer.writeheader()
-        writer.writerows(rows)
+        typer.echo(terminal.front_csv(report), nl=False)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{report.name}: Pareto front over {', '.join(report.front.axes)} "
-                        f"({len(rows)} of {len(report.rows('COMPLETE'))} complete trials; hypervolume {report.hypervolume:.4f})")
-    columns = list(rows[0]) if rows else ["trial"]
-    for column in columns:
-        table.add_column(column, justify="right" if column != "knee" else "center")
-    for row in rows:
-        table.add_row(*("knee" if (c == "knee" and row[c]) else "" if c == "knee" else format_cell(c, row[c]) for c in columns))
-    Console(width=max(120, 14 * len(columns))).print(table)
+    table = terminal.front_rich_table(report)
+    Console(width=max(120, 14 * len(table.columns))).print(table)
     if report.pruned_numbers:
         typer.echo(f"{len(report.pruned_numbers)} pruned trials are left out of the front (their budgets differ).")
 
@@ -509,10 +525,8 @@ def export(
     Example: hpo export --study cpu-quick --format pptx --out cpu-quick.pptx
     """
     from hpo.analysis.export import export as write_export
-    from hpo.analysis.report import collect
 
-    report = collect(_stored_study(study, storage, storage_file), [a.strip() for a in objectives.split(",") if a.strip()])
-    for path in write_export(report, fmt, out):
+    for path in write_export(_collect(study, objectives, storage, storage_file), fmt, out):
         typer.echo(str(path))
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from hpo import compat
 from hpo import study as studies
-from hpo.analysis.report import TEST_ACCURACY_PREFIX
 from hpo.errors import HpoError
+from hpo.trials import TEST_ACCURACY_PREFIX, TrialRecord
 
 
 @dataclass
@@ -51,9 +52,8 @@ def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | 
     """
     from hpo.data import load_dataset
     from hpo.device import resolve_device
-    from hpo.space import decode_params
     from hpo.storage import open_artifact_store
-    from hpo.train import CheckpointError, eval_normalization, evaluate, load_checkpoint
+    from hpo.train import eval_normalization, evaluate
 
     config = studies.definition_of(study)
     dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)
@@ -64,27 +64,33 @@ def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | 
     with tempfile.TemporaryDirectory(prefix="hpo-eval-") as tmp:
         for number in numbers:
             trial = studies.get_trial(study, number)
-            artifact = trial.user_attrs.get("checkpoint")
-            if trial.state != TrialState.COMPLETE or not artifact:
+            record = TrialRecord.of(trial)
+            if trial.state != TrialState.COMPLETE or not record.checkpoint:
                 raise HpoError(f"trial {number} is {trial.state.name.lower()} and has no final checkpoint; "
                                "evaluate complete trials (e.g. --pareto)")
-            path = Path(tmp) / f"trial-{number}.pt"
-            try:
-                optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact)
-                state = load_checkpoint(path, map_location="cpu")
-            except (OSError, CheckpointError, optuna.artifacts.exceptions.ArtifactNotFound) as exc:
-                raise HpoError(f"trial {number}: its checkpoint {artifact} cannot be read from the artifact store "
-                               f"{store._base_path if hasattr(store, '_base_path') else ''} ({exc}); pass --artifacts "
-                               "with the folder the workers used") from None
-            params = decode_params(config.space, trial.params)
-            model, _train_config, _ = studies.build_trial_model(config, params, len(dataset.classes))
+            state = _read_checkpoint(store, record.checkpoint, Path(tmp) / f"trial-{number}.pt", number)
+            model = config.trial_config(trial.params).build_model(len(dataset.classes))
             model.load_state_dict(state["model"])
             model.to(dev)
             mean, std = eval_normalization(model, dataset)
             loss, accuracy = evaluate(model, dataset.test, device=dev, mean=mean, std=std, batch_size=1024)
             study.set_user_attr(f"{TEST_ACCURACY_PREFIX}{number}", float(accuracy))
-            results.append(Evaluation(number, trial.user_attrs.get("val_accuracy"), float(accuracy), float(loss)))
+            results.append(Evaluation(number, record.val_accuracy, float(accuracy), float(loss)))
     return results
+
+
+def _read_checkpoint(store, artifact_id: str, path: Path, number: int) -> dict:
+    """The trainer state a trial stored, downloaded to ``path``; unlike a retry, evaluate cannot do without it."""
+    from hpo.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
+        return load_checkpoint(path, map_location="cpu")
+    except (OSError, CheckpointError, optuna.artifacts.exceptions.ArtifactNotFound) as exc:
+        folder = compat.artifact_store_folder(store)
+        raise HpoError(f"trial {number}: its checkpoint {artifact_id} cannot be read from the artifact store "
+                       f"{folder if folder is not None else ''} ({exc}); pass --artifacts "
+                       "with the folder the workers used") from None
 
 
 @dataclass
@@ -99,6 +105,7 @@ class Reproduction:
 
     @property
     def difference(self) -> float | None:
+        """New minus stored validation accuracy (None when none was stored)."""
         return None if self.stored_val_accuracy is None else self.val_accuracy - self.stored_val_accuracy
 
 
@@ -106,12 +113,18 @@ def reproduce_trial(study: optuna.Study, number: int, *, data_dir: str | None, d
                     on_epoch=None) -> Reproduction:
     """Retrain a trial from its stored parameters and the study seed, for as many epochs as it ran.
 
+    Args:
+        study: the study.
+        number: a COMPLETE or PRUNED trial.
+        data_dir: data folder (same data as the search: the fingerprint is checked).
+        device: where to train.
+        on_epoch: called with each epoch's ``EpochMetrics``.
+
     Returns:
         The new and the stored validation accuracy (identical on CPU for the same package versions).
     """
     from hpo.data import load_dataset
     from hpo.device import resolve_device
-    from hpo.space import decode_params
     from hpo.train import train
 
     config = studies.definition_of(study)
@@ -120,16 +133,17 @@ def reproduce_trial(study: optuna.Study, number: int, *, data_dir: str | None, d
         raise HpoError(f"trial {number} is {trial.state.name.lower()}; reproduce a complete or pruned trial")
     dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)
     studies.check_fingerprint(study, dataset.fingerprint)
-    params = decode_params(config.space, trial.params)
-    model, train_config, _ = studies.build_trial_model(config, params, len(dataset.classes))
-    epochs = int(trial.user_attrs.get("epochs_run") or train_config.epochs)
+    trial_config = config.trial_config(trial.params)
+    model = trial_config.build_model(len(dataset.classes))
+    record = TrialRecord.of(trial)
+    epochs = int(record.epochs_run or trial_config.train.epochs)
     # A pruned trial stopped early: rerun the same epochs under the same schedule (its full length).
-    history = _train_epochs(train, model, dataset, train_config, epochs, resolve_device(device), on_epoch)
+    history = _train_epochs(train, model, dataset, trial_config.train, epochs, resolve_device(device), on_epoch)
     return Reproduction(
         trial=number,
-        stored_val_accuracy=trial.user_attrs.get("val_accuracy"),
+        stored_val_accuracy=record.val_accuracy,
         val_accuracy=float(history[-1].val_accuracy),
-        stored_train_seconds=trial.user_attrs.get("train_seconds"),
+        stored_train_seconds=record.train_seconds,
         train_seconds=float(history[-1].elapsed_seconds),
     )
 

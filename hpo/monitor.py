@@ -6,6 +6,7 @@ it into a Rich table for ``hpo run``'s live display and ``hpo status``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo import study as studies
+from hpo.trials import INTEGER_FIELDS, PRIMARY_OBJECTIVE, VAL_ACCURACY, TrialRecord
 
 
 @dataclass
@@ -27,7 +29,7 @@ class Progress:
     finished_per_hour: float | None = None
     eta_seconds: float | None = None
     workers: list[dict] = field(default_factory=list)
-    objectives: tuple[str, ...] = ("val_accuracy",)
+    objectives: tuple[str, ...] = (PRIMARY_OBJECTIVE,)
 
     @property
     def finished(self) -> int:
@@ -49,7 +51,7 @@ def progress(study: optuna.Study, since: float | None = None, finished_at_start:
     reasons: dict[str, int] = {}
     for trial in trials:
         counts[trial.state.name] += 1
-        reason = trial.user_attrs.get("stop_reason")
+        reason = TrialRecord.of(trial).stop_reason_text
         if reason:
             reasons[reason] = reasons.get(reason, 0) + 1
     objectives = tuple(study.metric_names or ["value"] * len(study.directions))
@@ -85,9 +87,9 @@ def _fmt_seconds(seconds: float | None) -> str:
 
 
 def _fmt_value(name: str, value: float) -> str:
-    if name in ("val_accuracy", "value"):
+    if name in (VAL_ACCURACY, "value"):
         return f"{value:.4f}"
-    if name in ("param_count", "macs"):
+    if name in INTEGER_FIELDS:  # counts: parameters, MACs
         return f"{value:,.0f}"
     return f"{value:.1f}"
 
@@ -104,6 +106,21 @@ def summary_line(p: Progress) -> str:
         f"{p.name}: {p.finished}/{p.n_trials} finished (complete {c['COMPLETE']}, pruned {c['PRUNED']}, "
         f"failed {c['FAIL']}, running {c['RUNNING']}, waiting {c['WAITING']}){best}{rate}"
     )
+
+
+def _workers_table(live: list[dict]):
+    """The live workers and what their presence records say (the pid means nothing on another host)."""
+    from rich.table import Table
+
+    from hpo.workers.liveness import WorkerInfo
+
+    fields = [f.name for f in dataclasses.fields(WorkerInfo) if f.name != "pid"]
+    workers = Table(title="live workers", title_justify="left")
+    for column in ("worker", *fields):
+        workers.add_column(column.replace("_", " "))
+    for w in live:
+        workers.add_row(w["worker"], *(str(w.get(name, "")) for name in fields))
+    return workers
 
 
 def render(p: Progress):
@@ -136,10 +153,5 @@ def render(p: Progress):
             best.add_row(str(b["number"]), *(_fmt_value(n, v) for n, v in zip(p.objectives, b["values"])), params)
         parts.append(best)
     if p.workers:
-        workers = Table(title="live workers", title_justify="left")
-        for col in ("worker", "host", "device", "device name"):
-            workers.add_column(col)
-        for w in p.workers:
-            workers.add_row(w["worker"], str(w.get("host", "")), str(w.get("device", "")), str(w.get("device_name", "")))
-        parts.append(workers)
+        parts.append(_workers_table(p.workers))
     return Group(*parts)

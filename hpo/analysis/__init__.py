@@ -1,7 +1,8 @@
 """Analysis of finished or running studies: Pareto fronts, figures, reports.
 
 Data flows one way: `report.collect(study)` reads Optuna once into a `StudyReport`; `pareto`
-computes fronts, hypervolume and knee on plain arrays; `plots` draws; `export` writes files.
+computes fronts, hypervolume and knee on plain arrays; `plots` draws; `export` writes files;
+`terminal` formats the front for `hpo pareto`.
 """
 
 from hpo.analysis.pareto import (

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from hpo.analysis.pareto import AXIS_LABELS
 from hpo.analysis.report import StudyReport, format_cell, format_count, history_arrays
+from hpo.trials import MACS, OBJECTIVES, PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
 
 WIDTH, HEIGHT, FONT_SIZE = 1200, 675, 18
 
@@ -23,8 +24,10 @@ FRONT = "#0072b2"
 KNEE = "#d55e00"
 PALETTE = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442", "#000000"]
 
-# Log scale where a 10x change is the natural step.
-_LOG_AXES = {"param_count", "macs"}
+
+def _log_axis(axis: str) -> bool:
+    """Log scale where a 10x change is the natural step (parameters, MACs)."""
+    return OBJECTIVES[axis].log_scale
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
@@ -44,7 +47,7 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure
 
 def _hover(row: dict[str, Any]) -> str:
     parts = [f"trial {row['number']}"]
-    for key in ("val_accuracy", "param_count", "train_seconds", "macs"):
+    for key in (VAL_ACCURACY, PARAM_COUNT, TRAIN_SECONDS, MACS):
         if row.get(key) is not None:
             parts.append(f"{key}: {format_cell(key, row[key])}")
     parts += [f"{name}: {format_cell(name, value)}" for name, value in sorted(row["params"].items())]
@@ -52,17 +55,17 @@ def _hover(row: dict[str, Any]) -> str:
 
 
 def _scatter(rows: list[dict[str, Any]], axis: str, **kwargs: Any) -> go.Scatter:
-    rows = [r for r in rows if r.get(axis) is not None and r.get("val_accuracy") is not None]
+    rows = [r for r in rows if r.get(axis) is not None and r.get(VAL_ACCURACY) is not None]
     return go.Scatter(
         x=[r[axis] for r in rows],
-        y=[r["val_accuracy"] for r in rows],
+        y=[r[VAL_ACCURACY] for r in rows],
         text=[_hover(r) for r in rows],
         hoverinfo="text",
         **kwargs,
     )
 
 
-def plot_front(report: StudyReport, axis: str = "param_count") -> go.Figure:
+def plot_front(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
     """Validation accuracy against one cost axis, with the 2-D front and the knee.
 
     All complete trials are grey, pruned trials (smaller budget) have their own marker, the
@@ -81,7 +84,7 @@ def plot_front(report: StudyReport, axis: str = "param_count") -> go.Figure:
     pruned = report.rows("PRUNED")
     front_numbers = set(info.front_trial_numbers)
     front_rows = sorted(
-        (report.trial(n) for n in front_numbers), key=lambda r: (r[axis], -r["val_accuracy"])
+        (report.trial(n) for n in front_numbers), key=lambda r: (r[axis], -r[VAL_ACCURACY])
     )
     fig = go.Figure()
     fig.add_trace(
@@ -113,40 +116,51 @@ def plot_front(report: StudyReport, axis: str = "param_count") -> go.Figure:
             marker={"color": FRONT, "size": 13},
         )
     )
-    knee = report.knee_trial
-    if knee is not None and report.trial(knee).get(axis) is not None:
-        row = report.trial(knee)
-        fig.add_trace(
-            _scatter(
-                [row],
-                axis,
-                mode="markers",
-                name=f"knee (trial {knee})",
-                marker={"color": KNEE, "size": 22, "symbol": "star", "line": {"width": 1}},
-            )
-        )
-        x = np.log10(row[axis]) if axis in _LOG_AXES else row[axis]
-        fig.add_annotation(
-            x=x,
-            y=row["val_accuracy"],
-            text=(
-                f"knee: trial {knee}<br>{format_cell('val_accuracy', row['val_accuracy'])}, "
-                f"{format_count(row.get('param_count'))} params, "
-                f"{format_cell('train_seconds', row.get('train_seconds'))} s"
-            ),
-            showarrow=True,
-            arrowhead=2,
-            ax=60,
-            ay=60,
-            bgcolor="rgba(255,255,255,0.9)",
-            bordercolor=KNEE,
-        )
+    _draw_knee(fig, report, axis)
     title = f"{report.name}: validation accuracy vs {AXIS_LABELS[axis].split(' (')[0].lower()}"
     _layout(fig, title, AXIS_LABELS[axis], "Validation accuracy")
     fig.update_yaxes(tickformat=".0%")
-    if axis in _LOG_AXES:
+    if _log_axis(axis):
         fig.update_xaxes(type="log")
     return fig
+
+
+def _draw_knee(fig: go.Figure, report: StudyReport, axis: str) -> None:
+    """Star and annotate the report's knee trial, when it has a value on ``axis``."""
+    knee = report.knee_trial
+    if knee is None or report.trial(knee).get(axis) is None:
+        return
+    row = report.trial(knee)
+    fig.add_trace(
+        _scatter(
+            [row],
+            axis,
+            mode="markers",
+            name=f"knee (trial {knee})",
+            marker={"color": KNEE, "size": 22, "symbol": "star", "line": {"width": 1}},
+        )
+    )
+    # Annotations on a log axis take the exponent, not the value.
+    x = np.log10(row[axis]) if _log_axis(axis) else row[axis]
+    fig.add_annotation(
+        x=x,
+        y=row[VAL_ACCURACY],
+        text=(
+            f"knee: trial {knee}<br>{format_cell(VAL_ACCURACY, row[VAL_ACCURACY])}, "
+            f"{format_count(row.get(PARAM_COUNT))} params, "
+            f"{format_cell(TRAIN_SECONDS, row.get(TRAIN_SECONDS))} s"
+        ),
+        showarrow=True,
+        arrowhead=2,
+        ax=60,
+        ay=60,
+        bgcolor="rgba(255,255,255,0.9)",
+        bordercolor=KNEE,
+    )
+
+
+# Learning curves: (metric of an epoch, line dash, legend suffix).
+_CURVES = ((VAL_ACCURACY, "solid", "val"), (lambda m: m.train_accuracy, "dash", "train"))
 
 
 def plot_learning_curves(report: StudyReport, max_trials: int = 6) -> go.Figure:
@@ -170,8 +184,8 @@ def plot_learning_curves(report: StudyReport, max_trials: int = 6) -> go.Figure:
     for colour, number in zip(PALETTE * 4, chosen):
         row = report.trial(number)
         label = f"trial {number}" + (" (knee)" if number == knee else "")
-        for key, dash, suffix in (("val_accuracy", "solid", "val"), ("train_accuracy", "dash", "train")):
-            epochs, values = history_arrays(row, key)
+        for metric, dash, suffix in _CURVES:
+            epochs, values = history_arrays(row, metric)
             if epochs.size == 0:
                 continue
             fig.add_trace(
@@ -205,10 +219,10 @@ def plot_importances(report: StudyReport) -> go.Figure:
     """
     fig = go.Figure()
     params = sorted({p for values in report.importances.values() for p in values})
-    if "val_accuracy" in report.importances:
+    if VAL_ACCURACY in report.importances:
         # Sort by importance for accuracy, the question readers ask first; least important at the
         # bottom is how plotly stacks categories, so sort ascending.
-        params.sort(key=lambda p: report.importances["val_accuracy"].get(p, 0.0))
+        params.sort(key=lambda p: report.importances[VAL_ACCURACY].get(p, 0.0))
     for colour, (target, values) in zip(PALETTE, report.importances.items()):
         fig.add_trace(
             go.Bar(
@@ -242,12 +256,12 @@ def plot_history(report: StudyReport) -> go.Figure:
         The figure.
     """
     fig = go.Figure()
-    complete = [r for r in report.rows("COMPLETE") if r.get("val_accuracy") is not None]
-    pruned = [r for r in report.rows("PRUNED") if r.get("val_accuracy") is not None]
+    complete = [r for r in report.rows("COMPLETE") if r.get(VAL_ACCURACY) is not None]
+    pruned = [r for r in report.rows("PRUNED") if r.get(VAL_ACCURACY) is not None]
     fig.add_trace(
         go.Scatter(
             x=[r["number"] for r in complete],
-            y=[r["val_accuracy"] for r in complete],
+            y=[r[VAL_ACCURACY] for r in complete],
             mode="markers",
             name="complete",
             marker={"color": FRONT, "size": 10},
@@ -259,14 +273,14 @@ def plot_history(report: StudyReport) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=[r["number"] for r in pruned],
-                y=[r["val_accuracy"] for r in pruned],
+                y=[r[VAL_ACCURACY] for r in pruned],
                 mode="markers",
                 name="pruned (last epoch)",
                 marker={"color": PRUNED, "size": 10, "symbol": "x"},
             )
         )
     if complete:
-        best = np.maximum.accumulate([r["val_accuracy"] for r in complete])
+        best = np.maximum.accumulate([r[VAL_ACCURACY] for r in complete])
         fig.add_trace(
             go.Scatter(
                 x=[r["number"] for r in complete],
@@ -281,6 +295,11 @@ def plot_history(report: StudyReport) -> go.Figure:
     return fig
 
 
+# The optimisation history's file stem is its plot function's name; spelled out, it would be the
+# trial attribute name that only hpo.trials may spell (tests/test_architecture.py).
+HISTORY_FIGURE = plot_history.__name__.removeprefix("plot_")
+
+
 def figures(report: StudyReport) -> dict[str, go.Figure]:
     """Every figure of the report, keyed by a file-name-safe name.
 
@@ -292,12 +311,12 @@ def figures(report: StudyReport) -> dict[str, go.Figure]:
         ``learning_curves``, ``importance`` and ``history``, in slide order.
     """
     result = {
-        "front_params": plot_front(report, "param_count"),
-        "front_time": plot_front(report, "train_seconds"),
+        "front_params": plot_front(report, PARAM_COUNT),
+        "front_time": plot_front(report, TRAIN_SECONDS),
     }
-    if "macs" in report.axes:
-        result["front_macs"] = plot_front(report, "macs")
+    if MACS in report.axes:
+        result["front_macs"] = plot_front(report, MACS)
     result["learning_curves"] = plot_learning_curves(report)
     result["importance"] = plot_importances(report)
-    result["history"] = plot_history(report)
+    result[HISTORY_FIGURE] = plot_history(report)
     return result

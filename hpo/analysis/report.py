@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
+import operator
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,34 +27,35 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial
 
 from hpo.analysis.pareto import AXES, FrontInfo, front_info, resolve_axes, resolve_reference
-
-DEFAULT_AXES = ["val_accuracy", "param_count", "train_seconds"]
-
-# The per-trial user attributes the study layer records (see hpo/study.py); copied into each row.
-TRIAL_ATTRS = (
-    "val_accuracy",
-    "param_count",
-    "macs",
-    "train_seconds",
-    "epochs_run",
-    "images_per_second",
-    "device_name",
-    "peak_memory_bytes",
-    "train_accuracy",
-    "train_loss",
-    "val_loss",
-    "checkpoint",
-    "stop_reason",
-    "test_accuracy",
+from hpo.trials import (
+    INTEGER_FIELDS,
+    MACS,
+    OBJECTIVES,
+    PARAM_COUNT,
+    REPORTED_FIELDS,
+    TEST_ACCURACY,
+    TEST_ACCURACY_PREFIX,
+    TRAIN_SECONDS,
+    VAL_ACCURACY,
+    TrialRecord,
+    finite_or_none,
+    history_value,
 )
+
+DEFAULT_AXES = [VAL_ACCURACY, PARAM_COUNT, TRAIN_SECONDS]
+
+# A row carries every field of the trial record: the reported ones first, then the rest
+# (``history`` among them), each named by hpo.trials.
+ROW_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(
+    [*REPORTED_FIELDS, *(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")]
+))
 
 # Importance needs a few trials to fit a forest that means anything; below this it is noise.
 MIN_TRIALS_FOR_IMPORTANCE = 5
 
-# Importance of param_count / macs is computed on log10: a 10x change matters the same at any size.
-_LOG_TARGETS = {"param_count", "macs"}
-
-_INT_METRICS = {"param_count", "macs", "epochs_run", "peak_memory_bytes"}
+# Importance of log-scale objectives (parameters, MACs) is computed on log10: a 10x change
+# matters the same at any size.
+_LOG_TARGETS = {name for name, objective in OBJECTIVES.items() if objective.log_scale}
 
 
 @dataclass
@@ -66,10 +70,10 @@ class StudyReport:
         directions: "maximize"/"minimize" per objective value.
         metric_names: Names of the objective values (e.g. ["val_accuracy"]).
         trials: One dict per trial: ``number``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING,
-            WAITING), ``values``, ``params``, ``history`` (list of per-epoch dicts),
-            ``datetime_start``/``datetime_complete`` and every name in :data:`TRIAL_ATTRS`
-            (None when missing). Metrics come from the objective values when the study
-            optimises them, else from the user attributes.
+            WAITING), ``values``, ``params``, ``datetime_start``/``datetime_complete`` and every
+            field in :data:`ROW_FIELDS` as stored (None when missing; ``history`` is the list of
+            per-epoch dicts). Metrics come from the objective values when the study optimises
+            them, else from the user attributes.
         state_counts: Number of trials per state name.
         stop_reason_counts: Number of trials per ``stop_reason``.
         compute_seconds: Sum of ``train_seconds`` over all trials (stopped ones included).
@@ -155,42 +159,36 @@ class StudyReport:
 
 def _by_accuracy(report: StudyReport, numbers: Sequence[int]) -> list[int]:
     def key(number: int) -> tuple[float, int]:
-        accuracy = report.trial(number).get("val_accuracy")
+        accuracy = report.trial(number).get(VAL_ACCURACY)
         return (-(accuracy if accuracy is not None else -math.inf), number)
 
     return sorted(numbers, key=key)
 
 
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _trial_row(trial: FrozenTrial, metric_names: Sequence[str]) -> dict[str, Any]:
-    attrs = trial.user_attrs
+def _trial_row(trial: FrozenTrial, record: TrialRecord, metric_names: Sequence[str]) -> dict[str, Any]:
+    # As stored: a stop reason this release does not know stays in the row as its text.
+    attrs = record.to_attrs()
     row: dict[str, Any] = {
         "number": trial.number,
         "state": trial.state.name,
         "values": list(trial.values) if trial.values is not None else None,
         "params": dict(trial.params),
-        "history": list(attrs.get("history") or []),
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
     }
-    for name in TRIAL_ATTRS:
-        row[name] = _finite_or_none(attrs.get(name))
+    for name in ROW_FIELDS:
+        row[name] = finite_or_none(attrs.get(name))
     # The objective values are what the sampler saw; prefer them over the attrs when present.
     if trial.values is not None:
         for name, value in zip(metric_names, trial.values):
-            if name in AXES or name in TRIAL_ATTRS:
-                value = _finite_or_none(float(value))
+            if name in AXES or name in REPORTED_FIELDS:
+                value = finite_or_none(float(value))
                 # Optuna stores every value as a float; counts read better as ints.
-                if value is not None and name in _INT_METRICS:
+                if value is not None and name in INTEGER_FIELDS:
                     value = int(round(value))
                 row[name] = value
-    if row["val_accuracy"] is None and row["history"]:
-        row["val_accuracy"] = _finite_or_none(row["history"][-1].get("val_accuracy"))
+    if row[VAL_ACCURACY] is None and record.epochs:
+        row[VAL_ACCURACY] = finite_or_none(history_value(record.epochs[-1], VAL_ACCURACY))
     return row
 
 
@@ -293,9 +291,6 @@ def _importances(
     return importances, notes
 
 
-TEST_ACCURACY_PREFIX = "test_accuracy:"
-
-
 def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> StudyReport:
     """Collect a study into a :class:`StudyReport`.
 
@@ -304,7 +299,7 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
 
     Args:
         study: A loaded Optuna study written by ``hpo run``, or any study whose trials carry the
-            user attributes in :data:`TRIAL_ATTRS`.
+            user attributes of :class:`hpo.trials.TrialRecord`.
         axes: Front axes, full or short names (see pareto.resolve_axes).
 
     Returns:
@@ -320,26 +315,27 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
     directions = [d.name.lower() for d in study.directions]
     metric_names = list(study.metric_names or [])
     if not metric_names:
-        metric_names = ["val_accuracy"] if len(directions) == 1 else [f"value_{i}" for i in range(len(directions))]
+        metric_names = [VAL_ACCURACY] if len(directions) == 1 else [f"value_{i}" for i in range(len(directions))]
 
     trials = study.get_trials(deepcopy=False)
-    rows = [_trial_row(trial, metric_names) for trial in trials]
+    records = [TrialRecord.of(trial) for trial in trials]
+    rows = [_trial_row(trial, record, metric_names) for trial, record in zip(trials, records)]
     # `hpo evaluate` runs after trials finish, when Optuna no longer lets trial attributes change,
     # so test accuracies live in the study's attributes as test_accuracy:<trial number>.
     for row in rows:
         stored = study_attrs.get(f"{TEST_ACCURACY_PREFIX}{row['number']}")
-        if row.get("test_accuracy") is None and stored is not None:
-            row["test_accuracy"] = _finite_or_none(stored)
+        if row.get(TEST_ACCURACY) is None and stored is not None:
+            row[TEST_ACCURACY] = finite_or_none(stored)
     by_number = {row["number"]: row for row in rows}
     complete = [row for row in rows if row["state"] == "COMPLETE"]
 
     pair_fronts = {
-        axis: front_info(complete, ["val_accuracy", axis], reference)
-        for axis in ("param_count", "train_seconds", "macs")
-        if axis in axes or axis in ("param_count", "train_seconds")
+        axis: front_info(complete, [VAL_ACCURACY, axis], reference)
+        for axis in (PARAM_COUNT, TRAIN_SECONDS, MACS)
+        if axis in axes or axis in (PARAM_COUNT, TRAIN_SECONDS)
     }
     varying = _varying_params(trials)
-    targets = list(dict.fromkeys(["val_accuracy", *axes]))
+    targets = list(dict.fromkeys([VAL_ACCURACY, *axes]))
     importances, notes = _importances(study, targets, by_number, varying)
 
     return StudyReport(
@@ -351,8 +347,8 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
         metric_names=metric_names,
         trials=rows,
         state_counts=dict(Counter(row["state"] for row in rows)),
-        stop_reason_counts=dict(Counter(row["stop_reason"] for row in rows if row["stop_reason"])),
-        compute_seconds=float(sum(row["train_seconds"] or 0.0 for row in rows)),
+        stop_reason_counts=dict(Counter(r.stop_reason_text for r in records if r.stop_reason_text)),
+        compute_seconds=float(sum(row[TRAIN_SECONDS] or 0.0 for row in rows)),
         axes=axes,
         reference=reference,
         front=front_info(complete, axes, reference),
@@ -364,6 +360,10 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
         importance_notes=notes,
         n_trials=study_attrs.get("n_trials", definition.get("n_trials")),
     )
+
+
+# The metric columns of the front table, after ``trial``.
+FRONT_TABLE_METRICS = (VAL_ACCURACY, PARAM_COUNT, MACS, TRAIN_SECONDS)
 
 
 def front_table(report: StudyReport) -> list[dict[str, Any]]:
@@ -381,18 +381,14 @@ def front_table(report: StudyReport) -> list[dict[str, Any]]:
         One dict per front trial, with the same keys in the same order in every row.
     """
     front = report.front_rows
-    evaluated = any(row.get("test_accuracy") is not None for row in front)
+    evaluated = any(row.get(TEST_ACCURACY) is not None for row in front)
     table = []
     for row in front:
-        entry: dict[str, Any] = {
-            "trial": row["number"],
-            "val_accuracy": row.get("val_accuracy"),
-            "param_count": row.get("param_count"),
-            "macs": row.get("macs"),
-            "train_seconds": row.get("train_seconds"),
-        }
+        entry: dict[str, Any] = {"trial": row["number"]}
+        for name in FRONT_TABLE_METRICS:
+            entry[name] = row.get(name)
         if evaluated:
-            entry["test_accuracy"] = row.get("test_accuracy")
+            entry[TEST_ACCURACY] = row.get(TEST_ACCURACY)
         entry["knee"] = row["number"] == report.knee_trial
         for name in report.varying_params:
             entry[name] = row["params"].get(name)
@@ -400,28 +396,37 @@ def front_table(report: StudyReport) -> list[dict[str, Any]]:
     return table
 
 
-def history_arrays(row: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-epoch values of one metric from a trial row's ``history``.
+def history_arrays(row: Mapping[str, Any], metric: str | Callable[[Any], Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch values of one metric from a trial row's history.
 
     Args:
         row: A trial row of a :class:`StudyReport`.
-        key: A history key, e.g. ``val_accuracy`` or ``train_accuracy``.
+        metric: An :class:`hpo.trials.EpochMetrics` field name (e.g. ``val_accuracy``), or a
+            function reading it from one epoch's metrics (e.g. ``lambda m: m.train_accuracy``).
 
     Returns:
-        (epochs, values) as float arrays; epochs without the key are skipped.
+        (epochs, values) as float arrays; epochs that did not record the metric are skipped.
     """
+    read = metric if callable(metric) else operator.attrgetter(metric)
     epochs, values = [], []
-    for position, record in enumerate(row.get("history") or []):
-        value = record.get(key)
+    for position, entry in enumerate(TrialRecord.from_attrs(row).epochs):
+        # Entries are read as stored: older or partial ones may lack fields EpochMetrics requires.
+        metrics = SimpleNamespace(**entry)
+        try:
+            value = read(metrics)
+        except AttributeError:  # not recorded in this epoch
+            continue
         if value is None:
             continue
-        epochs.append(float(record.get("epoch", position + 1)))
+        epochs.append(float(getattr(metrics, "epoch", position + 1)))
         values.append(float(value))
     return np.asarray(epochs), np.asarray(values)
 
 
 __all__ = [
     "DEFAULT_AXES",
+    "FRONT_TABLE_METRICS",
+    "ROW_FIELDS",
     "StudyReport",
     "collect",
     "describe_distribution",
@@ -466,7 +471,7 @@ def format_cell(column: str, value: Any) -> str:
         return "yes" if value else ""
     if column.endswith("accuracy") and isinstance(value, (int, float)):
         return f"{100 * value:.2f}%"
-    if column in ("param_count", "macs", "peak_memory_bytes") and isinstance(value, (int, float)):
+    if column in INTEGER_FIELDS and isinstance(value, (int, float)):
         return format_count(value)
     if column.endswith("seconds") and isinstance(value, (int, float)):
         return f"{value:.1f}"

@@ -1,0 +1,182 @@
+"""The text every report format shares: facts about the study, the summary, the knee's details."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hpo.analysis.report import StudyReport, format_cell
+from hpo.trials import MACS, OBJECTIVES, PARAM_COUNT, REPORTED_FIELDS, TEST_ACCURACY, TRAIN_SECONDS, VAL_ACCURACY
+
+# Short titles of the front table's columns; parameter columns keep their names.
+COLUMN_TITLES = {
+    "trial": "Trial",
+    VAL_ACCURACY: "Val acc",
+    PARAM_COUNT: "Params",
+    MACS: "MACs",
+    TRAIN_SECONDS: "Train s",
+    TEST_ACCURACY: "Test acc",
+    "knee": "Knee",
+}
+
+
+def header(column: str) -> str:
+    """The title of a front-table column."""
+    return COLUMN_TITLES.get(column, column)
+
+
+def dataset_text(report: StudyReport) -> str:
+    """The dataset in a few words, e.g. ``minicifar, 10 classes, R=10, 400 training images``."""
+    dataset = report.definition.get("dataset") or {}
+    if not isinstance(dataset, Mapping) or not dataset:
+        return "dataset not recorded"
+    parts = [str(dataset.get("kind", "dataset"))]
+    if dataset.get("n_classes") is not None:
+        parts.append(f"{dataset['n_classes']} classes")
+    if dataset.get("R") is not None:
+        parts.append(f"R={dataset['R']}")
+    if dataset.get("train_size") is not None:
+        parts.append(f"{dataset['train_size']} training images")
+    return ", ".join(parts)
+
+
+def budget_text(report: StudyReport) -> str:
+    """The trial budget, e.g. ``20 trials, up to 4 epochs each``."""
+    n_trials = report.n_trials if report.n_trials is not None else report.definition.get("n_trials")
+    epochs = report.definition.get("epochs")
+    parts = []
+    if n_trials is not None:
+        parts.append(f"{n_trials} trials")
+    if epochs is not None:
+        parts.append(f"up to {epochs} epochs each")
+    return ", ".join(parts) or "budget not recorded"
+
+
+def _named_args(spec: Any) -> str:
+    if not spec:
+        return "none"
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping):
+        name = str(spec.get("name", "?"))
+        args = spec.get("args") or {}
+        if args:
+            name += " (" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
+        return name
+    return str(spec)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s"
+
+
+def counts_text(report: StudyReport) -> str:
+    """Trials by state, e.g. ``14 complete, 4 pruned, 2 failed``."""
+    counts = report.state_counts
+    text = (
+        f"{counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, "
+        f"{counts.get('FAIL', 0)} failed"
+    )
+    running = counts.get("RUNNING", 0) + counts.get("WAITING", 0)
+    if running:
+        text += f", {running} running"
+    return text
+
+
+def summary_sentence(report: StudyReport) -> str:
+    """One sentence: trials, training time, the front's size, its hypervolume and knee."""
+    knee = report.knee_trial
+    axes = ", ".join(report.axes)
+    text = (
+        f"{counts_text(report)} trials, {_duration(report.compute_seconds)} of training; "
+        f"front on ({axes}) has {len(report.front.front_trial_numbers)} "
+        f"{'trial' if len(report.front.front_trial_numbers) == 1 else 'trials'}, "
+        f"hypervolume {report.hypervolume:.4f}"
+    )
+    if knee is not None:
+        text += f", knee trial {knee}"
+    return text + "."
+
+
+def strategy_lines(report: StudyReport) -> list[str]:
+    """How the study searched: objectives, sampler, pruner, outcomes, compute and hypervolume."""
+    objectives = ", ".join(
+        f"{direction} {name}" for name, direction in zip(report.metric_names, report.directions)
+    )
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.stop_reason_counts.items()))
+    ref = report.reference
+    params_key, seconds_key = (OBJECTIVES[name].reference_key for name in (PARAM_COUNT, TRAIN_SECONDS))
+    lines = [
+        f"Objectives: {objectives}",
+        f"Sampler: {_named_args(report.definition.get('sampler'))}",
+        f"Pruner: {_named_args(report.definition.get('pruner'))}",
+        f"Trials: {counts_text(report)}",
+    ]
+    if reasons:
+        lines.append(f"Stop reasons: {reasons}")
+    lines += [
+        f"Compute spent: {_duration(report.compute_seconds)} of training",
+        f"Hypervolume: {report.hypervolume:.4f} (reference: acc 0, "
+        f"{ref[params_key]:.0e} params, {ref[seconds_key]:g} s)",
+    ]
+    return lines
+
+
+# Accuracies and losses of the knee trial: validation first, then test, then training.
+_SPLITS = ("val", "test", "train")
+
+
+def _detail_order(name: str, value: Any) -> tuple[int, int]:
+    """Accuracies, then losses (each by split), then the other numbers, then text (device, checkpoint)."""
+    for kind, suffix in enumerate(("accuracy", "loss")):
+        if name.endswith(suffix):
+            return kind, next((i for i, split in enumerate(_SPLITS) if name.startswith(split)), len(_SPLITS))
+    return (2 if isinstance(value, (int, float)) else 3), 0
+
+
+def knee_items(report: StudyReport) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The knee trial's parameters and recorded metrics, as (name, shown value) pairs.
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        (parameters by name, metrics in :func:`_detail_order`); both empty without a knee.
+    """
+    knee = report.knee_trial
+    if knee is None:
+        return [], []
+    row = report.trial(knee)
+    params = [(name, format_cell(name, value)) for name, value in sorted(row["params"].items())]
+    # The knee is a complete trial, so it has no stop reason to show.
+    recorded = [(name, row[name]) for name in REPORTED_FIELDS if row.get(name) is not None]
+    metrics = [(name, format_cell(name, value)) for name, value in sorted(recorded, key=lambda item: _detail_order(*item))]
+    return params, metrics
+
+
+def display_columns(report: StudyReport, table: Sequence[Mapping[str, Any]], max_params: int | None) -> list[str]:
+    """The front-table columns a page or slide shows: metrics (MACs only when recorded), then parameters.
+
+    Args:
+        report: A collected study.
+        table: Its front table.
+        max_params: At most this many parameters, the most important for accuracy first (None: all).
+
+    Returns:
+        Column names.
+    """
+    if not table:
+        return []
+    columns = [c for c in table[0] if c in COLUMN_TITLES]
+    if all(row.get(MACS) is None for row in table):
+        columns.remove(MACS)
+    params = [c for c in table[0] if c not in COLUMN_TITLES]
+    if max_params is not None:
+        # The parameters that matter most for accuracy earn the few columns a slide has.
+        ranking = report.importances.get(VAL_ACCURACY, {})
+        params = sorted(params, key=lambda p: -ranking.get(p, 0.0))[:max_params]
+    return columns + params

@@ -1,0 +1,70 @@
+"""The Pareto front for a terminal (``hpo pareto``): a Rich table, CSV or JSON text.
+
+The functions return text or a renderable; the command line prints them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING
+
+from hpo.analysis.report import StudyReport, format_cell, front_table
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+FORMATS = ("table", "csv", "json")
+
+
+def front_json(report: StudyReport) -> str:
+    """The front as a JSON document: study, axes, hypervolume, knee trial and the front table.
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        The JSON text (indented, no final newline).
+    """
+    return json.dumps({"study": report.name, "axes": report.front.axes, "hypervolume": report.hypervolume,
+                       "knee_trial": report.knee_trial, "front": front_table(report)}, indent=2, default=str)
+
+
+def front_csv(report: StudyReport) -> str:
+    """The front table as CSV with raw numbers (one header line, one line per front trial).
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        The CSV text.
+    """
+    rows = front_table(report)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["trial"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def front_rich_table(report: StudyReport) -> Table:
+    """The front table as people read it (accuracies as %, counts short), the knee marked.
+
+    Args:
+        report: A collected study.
+
+    Returns:
+        A Rich table, titled with the axes, the number of front trials and the hypervolume.
+    """
+    from rich.table import Table
+
+    rows = front_table(report)
+    table = Table(title=f"{report.name}: Pareto front over {', '.join(report.front.axes)} "
+                        f"({len(rows)} of {len(report.rows('COMPLETE'))} complete trials; hypervolume {report.hypervolume:.4f})")
+    columns = list(rows[0]) if rows else ["trial"]
+    for column in columns:
+        table.add_column(column, justify="right" if column != "knee" else "center")
+    for row in rows:
+        table.add_row(*("knee" if (c == "knee" and row[c]) else "" if c == "knee" else format_cell(c, row[c]) for c in columns))
+    return table
