@@ -42,11 +42,6 @@ def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
     return trial._trial_id
 
 
-def trial_storage(trial: optuna.Trial) -> optuna.storages.BaseStorage:
-    """The storage a running trial writes to (``Trial.storage`` is public; kept here for symmetry)."""
-    return trial.storage
-
-
 def update_cached_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """Make ``trial.user_attrs`` show attributes written straight to the storage.
 

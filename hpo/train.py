@@ -34,7 +34,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpo.checkpoints import (  # noqa: F401  (CheckpointError: re-exported for callers of hpo.train)
-    CheckpointError, TrainerState, check_compatible, load_checkpoint, restore_trainer_state, save_checkpoint,
+from hpo.checkpoints import (
+    TrainerState, check_compatible, load_checkpoint, restore_trainer_state, save_checkpoint,
 )
 from hpo.compiled import compiled_module
 from hpo.data import IMAGENET_MEAN, IMAGENET_STD
@@ -260,22 +260,20 @@ def _peak_memory_bytes(device: torch.device) -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes, Linux KiB
 
 
-def _param_groups(model: nn.Module, config: TrainConfig, head_only: bool) -> list[dict[str, Any]]:
+def _make_optimizer(module: nn.Module, config: TrainConfig, device: torch.device, head_only: bool) -> torch.optim.Optimizer:
+    """The optimizer of a run: the head alone for frozen transfer; the backbone at ``lr * backbone_lr_mult``
+    for finetuned transfer; every trainable parameter otherwise."""
     if head_only:
-        return [{"params": [p for p in model.head.parameters() if p.requires_grad], "lr": config.lr}]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if is_transfer(model, "finetune"):
-        backbone_ids = {id(p) for p in model.backbone.parameters()}
+        groups = [{"params": [p for p in module.head.parameters() if p.requires_grad], "lr": config.lr}]
+    elif is_transfer(module, "finetune"):
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        backbone_ids = {id(p) for p in module.backbone.parameters()}
         backbone = [p for p in trainable if id(p) in backbone_ids]
-        rest = [p for p in trainable if id(p) not in backbone_ids]  # the head (and any adapter)
-        groups = [{"params": rest, "lr": config.lr}]
+        groups = [{"params": [p for p in trainable if id(p) not in backbone_ids], "lr": config.lr}]  # head (+ adapter)
         if backbone:
             groups.append({"params": backbone, "lr": config.lr * config.backbone_lr_mult})
-        return groups
-    return [{"params": trainable, "lr": config.lr}]
-
-
-def _make_optimizer(groups: list[dict[str, Any]], config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    else:
+        groups = [{"params": [p for p in module.parameters() if p.requires_grad], "lr": config.lr}]
     fused = True if device.type == "cuda" else None  # one kernel per step on CUDA
     if config.optimizer == "sgd":
         return torch.optim.SGD(
@@ -299,17 +297,25 @@ class _Run:
     trained: nn.Module  # what train()/eval() switch: the module, or a frozen model around its head
     train_loader: DeviceLoader | FeatureLoader
     val_loader: DeviceLoader | FeatureLoader
-    optimizer: torch.optim.Optimizer
-    schedule: LrSchedule
-    params: list[nn.Parameter]  # every optimised parameter (for gradient clipping)
     generator: torch.Generator  # data order and augmentation
     device: torch.device
     autocast: Callable[[], Any]
+    frozen: bool  # frozen transfer: only the head is optimised
+    # Set by train() once the run is placed:
+    optimizer: torch.optim.Optimizer | None = None
+    schedule: LrSchedule | None = None
+    params: list[nn.Parameter] = field(default_factory=list)  # every optimised parameter (for gradient clipping)
+
+    def attach(self, optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+        """Take the run's optimizer, and the learning-rate schedule that drives it."""
+        self.optimizer = optimizer
+        self.schedule = LrSchedule(optimizer, config, len(self.train_loader))
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def _place(model: nn.Module, data: Any, config: TrainConfig, device: torch.device,
            feature_cache_dir: str | Path | None) -> _Run:
-    """Seed, move the model and the data to the device, and build the loaders, optimizer and schedule."""
+    """Seed, move the model and the data to the device, and build the loaders."""
     autocast_dtype = _resolve_precision(config.precision, device)
     autocast = _autocast_factory(device, autocast_dtype)
     frozen = is_transfer(model, "frozen")
@@ -349,12 +355,9 @@ def _place(model: nn.Module, data: Any, config: TrainConfig, device: torch.devic
             module, forward = model, model
         trained = module
 
-    optimizer = _make_optimizer(_param_groups(module, config, head_only=frozen), config, device)
     return _Run(
         module=module, forward=forward, trained=trained, train_loader=train_loader, val_loader=val_loader,
-        optimizer=optimizer, schedule=LrSchedule(optimizer, config, len(train_loader)),
-        params=[p for group in optimizer.param_groups for p in group["params"]],
-        generator=generator, device=device, autocast=autocast,
+        generator=generator, device=device, autocast=autocast, frozen=frozen,
     )
 
 
@@ -514,6 +517,7 @@ def train(
         if getattr(data, split_name).labels.shape[0] == 0:
             raise ValueError(f"the dataset's {split_name} split is empty; training needs both train and val images")
     run = _place(model, data, config, device, feature_cache_dir)
+    run.attach(_make_optimizer(run.module, config, device, head_only=run.frozen), config)
     start_epoch, history = _resume(run, config, resume_from) if resume_from is not None else (0, [])
 
     try:

@@ -1,8 +1,8 @@
 """One trial's configuration, typed: the model family's config and the trainer's ``TrainConfig``.
 
 A search space names where each value goes (``model`` is the family, ``<family>.<knob>`` a knob
-of the family's config dataclass, anything else a ``TrainConfig`` field). :func:`split_params`
-routes a trial's values by those names, and :meth:`TrialConfig.from_params` builds both configs
+of the family's config dataclass, anything else a ``TrainConfig`` field).
+:meth:`TrialConfig.from_params` routes a trial's values by those names and builds both configs
 through the constructors that refuse unknown keys (``hpo.models.make_config`` and
 ``TrainConfig.from_dict``), so a misspelt key fails loudly instead of being dropped.
 :func:`split_model_overrides` routes ``hpo train --set KEY=VALUE`` pairs the same way.
@@ -22,54 +22,7 @@ from hpo.typed import parse_overrides
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["ParamSplit", "TrainConfig", "TrialConfig", "split_model_overrides", "split_params"]
-
-
-@dataclass(frozen=True)
-class ParamSplit:
-    """One configuration's values, split by destination (see :func:`split_params`).
-
-    Attributes:
-        family: The model family (``resnet``, ...).
-        model_knobs: Knobs for the family's config dataclass.
-        train_overrides: TrainConfig fields to override.
-    """
-
-    family: str
-    model_knobs: dict
-    train_overrides: dict
-
-
-def split_params(params: Mapping[str, Any]) -> ParamSplit:
-    """Route one configuration to the model and the trainer.
-
-    Args:
-        params: ``model`` -> family, ``<family>.<knob>`` -> knob values, anything else -> trainer.
-
-    Returns:
-        The values split by destination.
-
-    Raises:
-        ConfigError: ``model`` is missing, or a knob belongs to another family.
-    """
-    if "model" not in params:
-        raise ConfigError("trial parameters have no model: add model: <family> to the search space")
-    family = params["model"]
-    if not isinstance(family, str):
-        raise ConfigError(f"trial parameter model must be a family name (got {family!r})")
-    knobs: dict[str, Any] = {}
-    train: dict[str, Any] = {}
-    for name, value in params.items():
-        if name == "model":
-            continue
-        if "." in name:
-            prefix, knob = name.split(".", 1)
-            if prefix != family:
-                raise ConfigError(f"trial parameter {name} is a knob of {prefix}, but model is {family}")
-            knobs[knob] = value
-        else:
-            train[name] = value
-    return ParamSplit(family=family, model_knobs=knobs, train_overrides=train)
+__all__ = ["TrialConfig", "split_model_overrides"]
 
 
 def split_model_overrides(model: str, pairs: Sequence[str]) -> tuple[str, dict, dict]:
@@ -140,10 +93,25 @@ class TrialConfig:
         """
         from hpo.models.registry import make_config
 
-        split = split_params(params)
-        model = make_config(split.family, **split.model_knobs)
-        train = TrainConfig.from_dict({**base.to_dict(), **split.train_overrides})
-        return cls(family=split.family, model=model, train=train, params=dict(params))
+        if "model" not in params:
+            raise ConfigError("trial parameters have no model: add model: <family> to the search space")
+        family = params["model"]
+        if not isinstance(family, str):
+            raise ConfigError(f"trial parameter model must be a family name (got {family!r})")
+        knobs: dict[str, Any] = {}
+        train: dict[str, Any] = base.to_dict()
+        for name, value in params.items():
+            if name == "model":
+                continue
+            if "." in name:
+                prefix, knob = name.split(".", 1)
+                if prefix != family:
+                    raise ConfigError(f"trial parameter {name} is a knob of {prefix}, but model is {family}")
+                knobs[knob] = value
+            else:
+                train[name] = value
+        return cls(family=family, model=make_config(family, **knobs), train=TrainConfig.from_dict(train),
+                   params=dict(params))
 
     def build_model(self, num_classes: int) -> nn.Module:
         """The freshly initialised model, seeded with ``train.seed`` first.

@@ -20,7 +20,6 @@ def test_storage_ids_and_cached_attrs(sqlite_study):
     assert isinstance(storage, optuna.storages.BaseStorage)
     assert storage.get_study_id_from_name("compat") == compat.study_id(sqlite_study)
     assert storage.get_trial(compat.trial_id(trial)).number == trial.number
-    assert compat.trial_storage(trial) is trial.storage
     compat.update_cached_user_attrs(trial, {"seen": 1})
     assert trial.user_attrs["seen"] == 1
 

@@ -542,8 +542,6 @@ def test_register_pruner_adds_a_plugin_through_the_same_path() -> None:
 class _StopAtEpoch(BasePruner):
     """A plug-in multi-objective pruner: stops every trial after ``stop_at`` epochs."""
 
-    multi_objective = True
-
     def __init__(self, stop_at: int = 2, *, objectives=None, epochs=None) -> None:
         self.stop_at = stop_at
         self.objectives = objectives

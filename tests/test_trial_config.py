@@ -12,23 +12,24 @@ from hpo.models import count_params, create_model
 from hpo.models.densenet import DenseNetConfig
 from hpo.train import seed_everything
 from hpo.train_config import TrainConfig, TrainConfigError
-from hpo.trial_config import TrialConfig, split_model_overrides, split_params
+from hpo.trial_config import TrialConfig, split_model_overrides
 
 BASE = TrainConfig.from_dict({"epochs": 2, "seed": 5, "batch_size": 64})
 
 
-def test_split_params_routes_by_name():
-    config = split_params({"model": "resnet", "resnet.depth": 18, "resnet.width": 32, "lr": 0.1, "augment": "flip"})
+def test_from_params_routes_by_name():
+    config = TrialConfig.from_params(
+        {"model": "resnet", "resnet.depth": 18, "resnet.width": 32, "lr": 0.1, "augment": "flip"}, BASE)
     assert config.family == "resnet"
-    assert config.model_knobs == {"depth": 18, "width": 32}
-    assert config.train_overrides == {"lr": 0.1, "augment": "flip"}
+    assert (config.model.depth, config.model.width) == (18, 32)
+    assert config.train == dataclasses.replace(BASE, lr=0.1, augment="flip")
 
 
-def test_split_params_refuses_other_family_and_missing_model():
+def test_from_params_refuses_other_family_and_missing_model():
     with pytest.raises(ConfigError, match="vgg.depth is a knob of vgg, but model is resnet"):
-        split_params({"model": "resnet", "vgg.depth": 16})
+        TrialConfig.from_params({"model": "resnet", "vgg.depth": 16}, BASE)
     with pytest.raises(ConfigError, match="no model"):
-        split_params({"lr": 0.1})
+        TrialConfig.from_params({"lr": 0.1}, BASE)
 
 
 def test_from_params_builds_both_configs_over_the_base():

@@ -27,12 +27,10 @@ if TYPE_CHECKING:
 class BasePruner:
     """A per-epoch pruning decision.
 
-    Attributes:
-        multi_objective: Whether it judges trials of multi-objective studies (where Optuna refuses
-            ``trial.report``, so it must read the trials' records instead).
+    Whether multi-objective studies may use a pruner is a field of its registry entry
+    (``register_pruner(..., multi_objective=True)``): such a pruner must judge trials from their
+    records, since Optuna refuses ``trial.report`` on those studies.
     """
-
-    multi_objective: bool = False
 
     def should_prune(
         self, study: optuna.Study, trial: optuna.Trial, epoch: int, metrics: EpochMetrics
@@ -86,8 +84,6 @@ class BasePruner:
 
 class NoPruning(BasePruner):
     """Never prune: every trial trains all its epochs, on any study."""
-
-    multi_objective = True
 
     def should_prune(
         self, study: optuna.Study, trial: optuna.Trial, epoch: int, metrics: EpochMetrics

@@ -58,7 +58,9 @@ import numpy as np
 from hpo.analysis.pareto import as_costs, crowding_distances, non_dominated_ranks
 from hpo.errors import ConfigError
 from hpo.pruners.base import BasePruner
-from hpo.trials import OBJECTIVES, PRIMARY_OBJECTIVE, TrialRecord, direction_sign, history_entry
+from hpo.trials import (
+    MACS, OBJECTIVES, PARAM_COUNT, PRIMARY_OBJECTIVE, TRAIN_SECONDS, VAL_ACCURACY, TrialRecord, direction_sign, history_entry,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -147,8 +149,6 @@ class MultiObjectiveSuccessiveHalving(BasePruner):
             ``val_accuracy`` alone on a single-objective study without names).
     """
 
-    multi_objective = True
-
     def __init__(
         self,
         min_resource: int = 1,
@@ -200,12 +200,12 @@ class MultiObjectiveSuccessiveHalving(BasePruner):
 
     def check(self, objectives: Sequence[str]) -> None:
         """Refuse an objective that cannot be measured at a rung (see ``BasePruner.check``)."""
-        for objective in objectives:
-            if objective not in OBJECTIVES:
-                raise ConfigError(
-                    f"pruner mo_asha cannot measure objective {objective!r} at a rung; "
-                    f"use objectives among {', '.join(OBJECTIVES)} or pruner none"
-                )
+        unknown = _unmeasurable(objectives)
+        if unknown is not None:
+            raise ConfigError(
+                f"pruner mo_asha cannot measure objective {unknown!r} at a rung; "
+                f"use objectives among {', '.join(_MEASURABLE)} or pruner none"
+            )
 
     def notes(self, epochs: int | None, n_objectives: int) -> list[str]:
         """Which epochs are rungs, and whether there are any (see ``BasePruner.notes``)."""
@@ -242,12 +242,11 @@ class MultiObjectiveSuccessiveHalving(BasePruner):
         from optuna.trial import TrialState
 
         names = [PRIMARY_OBJECTIVE, *(o for o in dict.fromkeys(objectives) if o != PRIMARY_OBJECTIVE)]
-        for name in names:
-            if name not in OBJECTIVES:
-                raise ConfigError(
-                    f"pruner mo_asha cannot measure objective {name!r} at a rung; it knows "
-                    f"{', '.join(OBJECTIVES)}"
-                )
+        unknown = _unmeasurable(names)
+        if unknown is not None:
+            raise ConfigError(
+                f"pruner mo_asha cannot measure objective {unknown!r} at a rung; it knows {', '.join(_MEASURABLE)}"
+            )
         columns = [OBJECTIVES[name] for name in names]
         directions = [objective.direction for objective in columns]
         rows: list[list[float]] = []
@@ -317,12 +316,22 @@ def _trial_point(record: TrialRecord, epoch: int, columns: Sequence[Objective]) 
         return None
     row = []
     for objective in columns:
-        value = (
-            entry.get(objective.rung_key)
-            if objective.rung_source == _FROM_EPOCH
-            else record.get(objective.rung_key)
-        )
-        if value is None:
-            return None
+        if objective.rung_source == _FROM_EPOCH:
+            if objective.rung_key not in entry:
+                return None
+            value = entry[objective.rung_key]  # a stored null counts as the worst value, like NaN
+        else:
+            value = record.get(objective.rung_key)
+            if value is None:  # not recorded yet (hpo records sizes before training, never as null)
+                return None
         row.append(_number(value))
     return row
+
+
+# The objectives a rung can measure, in the order messages list them.
+_MEASURABLE = (VAL_ACCURACY, TRAIN_SECONDS, PARAM_COUNT, MACS)
+
+
+def _unmeasurable(objectives: Sequence[str]) -> str | None:
+    """The first objective mo_asha cannot measure at a rung, or None."""
+    return next((name for name in objectives if name not in _MEASURABLE), None)

@@ -27,8 +27,6 @@ class OptunaPruner(BasePruner):
         pruner: Any Optuna pruner.
     """
 
-    multi_objective = False
-
     def __init__(self, pruner: optuna.pruners.BasePruner) -> None:
         self.pruner = pruner
 

@@ -28,7 +28,6 @@ from optuna.trial import TrialState
 from hpo import compat
 from hpo.checkpoints import CheckpointError, TrainerState, download_checkpoint, load_checkpoint, upload_checkpoint
 from hpo.config import StudyConfig
-from hpo.train_config import TrainConfig
 from hpo.trial_config import TrialConfig
 from hpo.trials import (
     MACS,
@@ -145,7 +144,7 @@ class TrialRun:
         from hpo.train import TrainingStopped
 
         config = self.ctx.config.space.sample(self.trial, self.ctx.config.base_train)
-        compat.trial_storage(self.trial).set_trial_system_attr(compat.trial_id(self.trial), SYS_WORKER, self.ctx.worker_id)
+        self.trial.storage.set_trial_system_attr(compat.trial_id(self.trial), SYS_WORKER, self.ctx.worker_id)
         model = self._build(config)
         size = self._measure(model)
         if size.violation > 0:
@@ -200,7 +199,7 @@ class TrialRun:
     def _restore(self) -> Path | None:
         """Download a retried trial's checkpoint and take over its history; None to start afresh."""
         trial = self.trial
-        resume_id = compat.trial_storage(trial).get_trial_system_attrs(compat.trial_id(trial)).get(SYS_RESUME)
+        resume_id = trial.storage.get_trial_system_attrs(compat.trial_id(trial)).get(SYS_RESUME)
         if not resume_id:
             return None
         path = download_checkpoint(self.ctx.artifact_store, resume_id, self.ctx.scratch_dir / f"resume-{trial.number}.pt",
@@ -220,8 +219,11 @@ class TrialRun:
         return path
 
     def _train(self, model: torch.nn.Module, config: TrialConfig) -> Any:
+        ctx = self.ctx
+        options = dict(device=ctx.device, on_epoch=self.on_epoch, checkpoint_path=self.checkpoint_path,
+                       feature_cache_dir=ctx.feature_cache_dir, faults=ctx.faults)
         try:
-            return self._call_trainer(model, config.train, self.resume_path)
+            return ctx.trainer(model, ctx.dataset, config.train, resume_from=self.resume_path, **options)
         except CheckpointError as exc:
             path = getattr(exc, "path", None)
             if self.resume_path is None or path is None or Path(path) != Path(self.resume_path):
@@ -231,13 +233,7 @@ class TrialRun:
             _write(self.trial, resumed_from_epoch=0)
             self.history.clear()
             fresh_model = self._build(config)  # the failed resume may have loaded part of the checkpoint
-            return self._call_trainer(fresh_model, config.train, None)
-
-    def _call_trainer(self, model: torch.nn.Module, train_config: TrainConfig, resume_from: Path | None) -> Any:
-        ctx = self.ctx
-        return ctx.trainer(model, ctx.dataset, train_config, device=ctx.device, on_epoch=self.on_epoch,
-                           checkpoint_path=self.checkpoint_path, resume_from=resume_from,
-                           feature_cache_dir=ctx.feature_cache_dir, faults=ctx.faults)
+            return ctx.trainer(fresh_model, ctx.dataset, config.train, resume_from=None, **options)
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         """The trainer's per-epoch callback: store the epoch and its checkpoint, report, maybe prune.

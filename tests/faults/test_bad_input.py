@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import hpo.cli
-from hpo.train import CheckpointError, load_checkpoint
+from hpo.checkpoints import CheckpointError, load_checkpoint
 
 pytestmark = pytest.mark.faults
 

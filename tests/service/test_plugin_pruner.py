@@ -32,8 +32,6 @@ params:
 class LargeModelsStopEarly(pruners.BasePruner):
     """Stops, after epoch 1, every trial whose model has more parameters than ``max_params``."""
 
-    multi_objective = True
-
     def __init__(self, max_params: int) -> None:
         self.max_params = max_params
         self.calls: list[tuple[int, int]] = []
