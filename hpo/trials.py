@@ -27,6 +27,7 @@ error          FAIL      any other exception (message in ``error``); not retried
 interrupted    FAIL      SIGINT/SIGTERM; retried from the last checkpoint (at most twice)
 worker_lost    FAIL      its worker stopped sending heartbeats; retried like ``interrupted``
 budget         FAIL      asked beyond ``n_trials`` by a concurrent worker; never trained
+deadline       PRUNED    the study's time budget ran out; stopped at an epoch end, value kept
 =============  ========  =====================================================================
 """
 
@@ -58,8 +59,9 @@ class Objective:
         direction: ``maximize`` or ``minimize``.
         unit: What one unit of the value is.
         label: An axis title for figures.
-        rung_source: Where ``mo_asha`` reads the value at a rung epoch: ``epoch`` (the history
-            entry of that epoch) or ``trial`` (the trial record, fixed before training).
+        rung_source: Where ``mo_asha`` reads the value at a rung epoch: :data:`RUNG_EPOCH` (the
+            history entry of that epoch), :data:`RUNG_SUM` (the sum over the history entries up to
+            that epoch) or :data:`RUNG_TRIAL` (the trial record, fixed before training).
         rung_key: The field read there (an :class:`EpochMetrics` or :class:`TrialRecord` field).
         reference_key: The key of ``hypervolume_reference`` that bounds this axis, or None for an
             axis bounded by its own range (accuracy: from 0 to 1).
@@ -81,6 +83,10 @@ class Objective:
         return self.direction == MAXIMIZE
 
 
+RUNG_EPOCH = "epoch"
+RUNG_SUM = "sum"
+RUNG_TRIAL = "trial"
+
 VAL_ACCURACY = "val_accuracy"
 PARAM_COUNT = "param_count"
 TRAIN_SECONDS = "train_seconds"
@@ -89,14 +95,14 @@ TEST_ACCURACY = "test_accuracy"
 
 OBJECTIVES: dict[str, Objective] = {
     VAL_ACCURACY: Objective(VAL_ACCURACY, MAXIMIZE, "fraction of validation images", "Validation accuracy",
-                            "epoch", "val_accuracy", None, False),
+                            RUNG_EPOCH, "val_accuracy", None, False),
     PARAM_COUNT: Objective(PARAM_COUNT, MINIMIZE, "parameters", "Parameters (count, log scale)",
-                           "trial", "param_count", "params", True),
-    # At a rung, the seconds of training so far (wall clock of the epoch loop).
+                           RUNG_TRIAL, "param_count", "params", True),
+    # At a rung, the same quantity the trial reports at its end: its epochs' seconds so far.
     TRAIN_SECONDS: Objective(TRAIN_SECONDS, MINIMIZE, "seconds", "Training time (s)",
-                             "epoch", "elapsed_seconds", "train_seconds", False),
+                             RUNG_SUM, "epoch_seconds", "train_seconds", False),
     MACS: Objective(MACS, MINIMIZE, "multiply-accumulates per image", "MACs per image (log scale)",
-                    "trial", "macs", "macs", True),
+                    RUNG_TRIAL, "macs", "macs", True),
 }
 
 PRIMARY_OBJECTIVE = VAL_ACCURACY  # every study's first objective; single-objective studies have only it
@@ -150,6 +156,7 @@ class StopReason(str, enum.Enum):
     INTERRUPTED = "interrupted"
     WORKER_LOST = "worker_lost"
     BUDGET = "budget"
+    DEADLINE = "deadline"
 
     def __str__(self) -> str:
         return self.value
@@ -185,7 +192,7 @@ class StopReason(str, enum.Enum):
             return None
 
 
-_PRUNED_REASONS = frozenset({StopReason.PRUNED, StopReason.DIVERGED, StopReason.TOO_SLOW})
+_PRUNED_REASONS = frozenset({StopReason.PRUNED, StopReason.DIVERGED, StopReason.TOO_SLOW, StopReason.DEADLINE})
 _RETRYABLE = frozenset({StopReason.INTERRUPTED, StopReason.WORKER_LOST})
 _NOT_THE_CONFIGURATION = frozenset({StopReason.INTERRUPTED, StopReason.WORKER_LOST, StopReason.BUDGET})
 
@@ -265,6 +272,7 @@ class TrialRecord:
     history: list | None = None  # one EpochMetrics.to_dict() per completed epoch
     checkpoint: str | None = None  # artifact id of the latest checkpoint
     # At the end
+    n_val_images: int | None = None  # images the validation accuracy was measured on (its interval's n)
     val_accuracy: float | None = None
     val_loss: float | None = None
     train_accuracy: float | None = None
@@ -275,6 +283,7 @@ class TrialRecord:
     device_name: str | None = None
     peak_memory_bytes: int | None = None
     test_accuracy: float | None = None  # from `hpo evaluate` (older studies keep it on the study)
+    n_test_images: int | None = None  # images the test accuracy was measured on
     stop_reason: StopReason | None = None
     error: str | None = None  # one sentence, for stop reasons other than pruned
     traceback: str | None = None  # the last lines of an unexpected exception's traceback
@@ -337,7 +346,7 @@ class TrialRecord:
 _RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 
 # Metrics of the record that are counts (stored by Optuna as floats when they are objective values).
-INTEGER_FIELDS = frozenset({"param_count", "macs", "epochs_run", "peak_memory_bytes"})
+INTEGER_FIELDS = frozenset({"param_count", "macs", "epochs_run", "peak_memory_bytes", "n_val_images", "n_test_images"})
 
 # Record fields the reports copy into each trial's row.
 REPORTED_FIELDS: tuple[str, ...] = (

@@ -124,7 +124,8 @@ def _metrics(epoch: int, val_accuracy: float, elapsed_seconds: float) -> EpochMe
 
 def _history(accuracies: list[float], seconds_per_epoch: float) -> list[dict]:
     return [
-        {"epoch": e + 1, "val_accuracy": a, "elapsed_seconds": seconds_per_epoch * (e + 1)}
+        {"epoch": e + 1, "val_accuracy": a, "epoch_seconds": seconds_per_epoch,
+         "elapsed_seconds": seconds_per_epoch * (e + 1)}
         for e, a in enumerate(accuracies)
     ]
 
@@ -594,3 +595,21 @@ def test_every_registered_name_has_a_description() -> None:
         assert entry.description and (name == entry.name or name in entry.aliases)
     names = itertools.chain.from_iterable((e.name, *e.aliases) for e in PRUNERS.values())
     assert set(names) == set(PRUNERS)
+
+
+def test_mo_asha_time_at_a_rung_is_the_reported_train_seconds():
+    """The rung compares the sum of epoch seconds (what train_seconds reports), not the wall clock.
+
+    Trial b's epochs are faster, but its wall clock is the longest (slow checkpoint writes and
+    storage calls between epochs): judged on train_seconds it is ahead of a and c.
+    """
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "train_seconds"])
+    rows = {"a": (0.5, 2.0, 2.5), "b": (0.5, 1.0, 9.0), "c": (0.5, 3.0, 3.5)}  # accuracy, epoch s, elapsed s
+    for accuracy, seconds, elapsed in rows.values():
+        history = [{"epoch": 1, "val_accuracy": accuracy, "epoch_seconds": seconds, "elapsed_seconds": elapsed}]
+        study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"history": history, "param_count": 10}))
+    pruner = MultiObjectiveSuccessiveHalving(epochs=3, objectives=["val_accuracy", "train_seconds"])
+    points, _, numbers = pruner.rung_points(study, 1, ["val_accuracy", "train_seconds"])
+    assert points[:, 1].tolist() == [2.0, 1.0, 3.0]
+    assert [_judge(pruner, study, n, 1) for n in numbers] == [True, False, True]

@@ -12,7 +12,7 @@ Multi-objective successive halving
 Each trial keeps its own per-epoch record in user attributes:
 
 - ``history``: a list of dicts, one per completed epoch, with at least ``epoch``,
-  ``val_accuracy`` and ``elapsed_seconds`` (training seconds so far);
+  ``val_accuracy`` and ``epoch_seconds`` (that epoch's training + evaluation seconds);
 - ``param_count`` (and ``macs`` when that is an objective), set before training.
 
 Rungs are at epochs ``r_k = min_resource * eta**k`` (k = 0, 1, ...; defaults ``min_resource=1``,
@@ -23,7 +23,8 @@ there is nothing left to save. When a trial finishes a rung epoch ``r``:
    PRUNED or RUNNING trial whose history reaches epoch ``r`` (the trial itself included):
    ``val_accuracy`` at ``r`` (maximise, always present, always the first column), then, for each
    other objective of the study, ``param_count`` and ``macs`` (minimise, fixed per trial) and
-   ``train_seconds`` = ``elapsed_seconds`` at ``r`` (minimise). A point with a NaN value (a
+   ``train_seconds`` = the sum of ``epoch_seconds`` up to ``r``, the quantity a trial reports as
+   its ``train_seconds`` when it ends (minimise). A point with a NaN value (a
    diverged trial) counts as worst in every objective.
 2. With fewer than ``min_trials_at_rung`` points (default ``eta``) nobody is pruned there: too
    few trials to judge.
@@ -50,7 +51,7 @@ a rung therefore face fewer competitors than late ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,7 +60,8 @@ from hpo.analysis.pareto import as_costs, crowding_distances, non_dominated_rank
 from hpo.errors import ConfigError
 from hpo.pruners.base import BasePruner
 from hpo.trials import (
-    MACS, OBJECTIVES, PARAM_COUNT, PRIMARY_OBJECTIVE, TRAIN_SECONDS, VAL_ACCURACY, TrialRecord, direction_sign, history_entry,
+    MACS, OBJECTIVES, PARAM_COUNT, PRIMARY_OBJECTIVE, RUNG_EPOCH, RUNG_SUM, TRAIN_SECONDS, VAL_ACCURACY, TrialRecord,
+    direction_sign, history_entry,
 )
 
 if TYPE_CHECKING:
@@ -67,8 +69,6 @@ if TYPE_CHECKING:
 
     from hpo.trials import EpochMetrics, Objective
 
-# Where Objective.rung_source says a value is read at a rung.
-_FROM_EPOCH = "epoch"  # the history entry of the rung epoch (an EpochMetrics field)
 
 
 def mo_successive_halving_keep(
@@ -316,10 +316,15 @@ def _trial_point(record: TrialRecord, epoch: int, columns: Sequence[Objective]) 
         return None
     row = []
     for objective in columns:
-        if objective.rung_source == _FROM_EPOCH:
+        if objective.rung_source == RUNG_EPOCH:
             if objective.rung_key not in entry:
                 return None
             value = entry[objective.rung_key]  # a stored null counts as the worst value, like NaN
+        elif objective.rung_source == RUNG_SUM:
+            upto = [h for h in record.epochs if isinstance(h, Mapping) and h.get("epoch", epoch + 1) <= epoch]
+            if any(objective.rung_key not in h for h in upto):
+                return None
+            value = sum(_number(h[objective.rung_key]) for h in upto)
         else:
             value = record.get(objective.rung_key)
             if value is None:  # not recorded yet (hpo records sizes before training, never as null)
