@@ -16,7 +16,12 @@ from optuna.trial import TrialState
 from hpo import compat
 from hpo import study as studies
 from hpo.errors import HpoError
-from hpo.trials import TEST_ACCURACY_PREFIX, TrialRecord
+from hpo.trials import (
+    TEST_ACCURACY_PREFIX,
+    TEST_IMAGES_PREFIX,
+    TrialRecord,
+    train_seconds_of,
+)
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Evaluation:
     val_accuracy: float | None
     test_accuracy: float
     test_loss: float
+    n_test_images: int | None = None  # the images test_accuracy was measured on
+    n_val_images: int | None = None  # the images val_accuracy was measured on, when the trial stored it
 
 
 def pareto_trial_numbers(study: optuna.Study) -> list[int]:
@@ -38,7 +45,8 @@ def pareto_trial_numbers(study: optuna.Study) -> list[int]:
 
 def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | None, device: str = "auto",
                     artifacts: str | None = None) -> list[Evaluation]:
-    """Measure test accuracy of trials from their stored checkpoints, and store it with the study.
+    """Measure test accuracy of trials from their stored checkpoints, and store it with the study
+    (``test_accuracy:<number>``) with the number of test images (``test_images:<number>``).
 
     Args:
         study: the study.
@@ -75,7 +83,10 @@ def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | 
             mean, std = eval_normalization(model, dataset)
             loss, accuracy = evaluate(model, dataset.test, device=dev, mean=mean, std=std, batch_size=1024)
             study.set_user_attr(f"{TEST_ACCURACY_PREFIX}{number}", float(accuracy))
-            results.append(Evaluation(number, record.val_accuracy, float(accuracy), float(loss)))
+            study.set_user_attr(f"{TEST_IMAGES_PREFIX}{number}", len(dataset.test))
+            results.append(Evaluation(number, record.val_accuracy, float(accuracy), float(loss),
+                                      n_test_images=len(dataset.test),
+                                      n_val_images=record.n_val_images or len(dataset.val)))
     return results
 
 
@@ -100,8 +111,9 @@ class Reproduction:
     trial: int
     stored_val_accuracy: float | None
     val_accuracy: float
-    stored_train_seconds: float | None
-    train_seconds: float
+    stored_train_seconds: float | None  # the stored train_seconds: the sum of its epochs' seconds
+    train_seconds: float  # the same quantity of the retraining: the sum of its epochs' epoch_seconds
+    n_val_images: int | None = None  # the validation images both accuracies were measured on
 
     @property
     def difference(self) -> float | None:
@@ -139,12 +151,18 @@ def reproduce_trial(study: optuna.Study, number: int, *, data_dir: str | None, d
     epochs = int(record.epochs_run or trial_config.train.epochs)
     # A pruned trial stopped early: rerun the same epochs under the same schedule (its full length).
     history = _train_epochs(train, model, dataset, trial_config.train, epochs, resolve_device(device), on_epoch)
+    # Both sides are train_seconds, the sum of epoch_seconds (training + evaluation), never the
+    # wall clock with the data loading and compilation before the first epoch.
+    stored_seconds = record.train_seconds
+    if stored_seconds is None and record.epochs:
+        stored_seconds = train_seconds_of(record.epochs)
     return Reproduction(
         trial=number,
         stored_val_accuracy=record.val_accuracy,
         val_accuracy=float(history[-1].val_accuracy),
-        stored_train_seconds=record.train_seconds,
-        train_seconds=float(history[-1].elapsed_seconds),
+        stored_train_seconds=stored_seconds,
+        train_seconds=train_seconds_of([m.to_dict() for m in history]),
+        n_val_images=len(dataset.val),
     )
 
 

@@ -9,7 +9,10 @@ inside [0, 1] and behaves at accuracies near 0 or 1 and for small ``n``:
 with ``p = k / n`` and ``z`` the normal quantile (1.96 for 95%). With 800 validation images an
 accuracy of 0.70 is 0.70 [0.668, 0.731]: gaps of a point or two between models are noise.
 
-Two accuracies *tie* when their intervals overlap. Pure functions: no Optuna, no plotting.
+Two accuracies *tie* when their intervals overlap. The reports name an interval's ends
+``<accuracy>_lower`` and ``<accuracy>_upper`` (:func:`lower_key`), and take ``n`` from the trial, or
+from its dataset definition where the stored accuracies fit it (:func:`measured_on`). Pure
+functions: no Optuna, no plotting.
 """
 
 from __future__ import annotations
@@ -63,3 +66,95 @@ def format_interval(accuracy: float, interval: tuple[float, float] | None, digit
     if interval is None:
         return f"{accuracy:.{digits}f}"
     return f"{accuracy:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
+# Column names of an interval's ends beside its accuracy's, e.g. ``val_accuracy_lower``.
+LOWER_SUFFIX = "_lower"
+UPPER_SUFFIX = "_upper"
+
+
+def lower_key(name: str) -> str:
+    """The column of an accuracy's lower end: ``val_accuracy`` -> ``val_accuracy_lower``."""
+    return name + LOWER_SUFFIX
+
+
+def upper_key(name: str) -> str:
+    """The column of an accuracy's upper end: ``val_accuracy`` -> ``val_accuracy_upper``."""
+    return name + UPPER_SUFFIX
+
+
+def is_interval_key(name: str) -> bool:
+    """Whether a column is the end of an accuracy's interval (see :func:`lower_key`)."""
+    return name.endswith((LOWER_SUFFIX, UPPER_SUFFIX))
+
+
+def accuracy_interval(accuracy: float | None, n: int | None,
+                      confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The Wilson interval of an accuracy, or None without an accuracy or an image count.
+
+    Args:
+        accuracy: The accuracy, or None (not measured).
+        n: The number of images it was measured on, or None (not known).
+        confidence: The interval's confidence level.
+
+    Returns:
+        ``(lower, upper)`` or None; an accuracy outside [0, 1] or ``n`` below 1 also gives None
+        (a report shows the number without an interval rather than failing).
+    """
+    if accuracy is None or n is None:
+        return None
+    try:
+        return wilson_interval(float(accuracy), int(n), confidence)
+    except (TypeError, ValueError):
+        return None
+
+
+# How far ``accuracy * n`` may be from a whole number of images: accuracies are ``k / n`` in
+# float64 (float32 sums of k below 2**24 are exact), so the error is ~1e-12 for any real n.
+_WHOLE_TOLERANCE = 1e-6
+
+
+def whole_count(accuracy: float, n: int) -> bool:
+    """Whether ``accuracy`` is a whole number of images out of ``n``: ``accuracy * n`` is an integer."""
+    k = float(accuracy) * n
+    return abs(k - round(k)) <= _WHOLE_TOLERANCE
+
+
+def measured_on(stored: int | None, derived: int | None, accuracies) -> int | None:
+    """The number of images behind some accuracies: the stored count, else a derived one that fits.
+
+    A count derived from a study's dataset definition (``hpo.data.split_sizes``) assumes the real
+    CIFAR; the data folder may have held fewer images (a test fake, a smaller image folder). So it
+    is used only when every one of the accuracies is a whole number of images out of it.
+
+    Args:
+        stored: The count the trial stored (``n_val_images``), or None.
+        derived: The count its dataset definition gives, or None.
+        accuracies: The accuracies measured on those images (None entries are skipped), e.g. the
+            final and every epoch's validation accuracy.
+
+    Returns:
+        The count, or None when neither is known or the derived one does not fit.
+    """
+    if stored is not None:
+        return int(stored)
+    if derived is None:
+        return None
+    values = [a for a in accuracies if a is not None]
+    if not values or not all(whole_count(a, derived) for a in values):
+        return None
+    return int(derived)
+
+
+def ties_with(intervals, index: int) -> list[bool | None]:
+    """Which intervals tie with ``intervals[index]``: True/False, None where either is unknown.
+
+    Args:
+        intervals: ``(lower, upper)`` or None per item.
+        index: The item compared with (it ties with itself).
+
+    Returns:
+        One entry per item.
+    """
+    ref = intervals[index]
+    return [None if ref is None or other is None else tie(ref, other) for other in intervals]

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo.analysis.intervals import lower_key, tie, upper_key
 from hpo.errors import ConfigError
 from hpo.trials import (
     MACS,
@@ -404,7 +405,43 @@ def hypervolume(points: Any, axes: Sequence[str], reference: Mapping[str, Any] |
     return _hypervolume_minimisation(np.unique(losses, axis=0), np.ones(len(axes)))
 
 
-def knee_point(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | None = None) -> int | None:
+def tied_costlier_mask(points: Any, axes: Sequence[str], intervals: Sequence[Any] | None) -> np.ndarray:
+    """The points whose accuracy gain is noise: each ties in accuracy with a point no worse on every cost.
+
+    Point ``i`` is marked when another point ``j`` has an accuracy interval that overlaps ``i``'s
+    (:func:`hpo.analysis.intervals.tie`) and is no worse than ``i`` on every other axis (parameters,
+    seconds, MACs). On a front ``j`` is then the cheaper model that the data cannot tell from ``i``.
+    When ``j`` costs exactly what ``i`` costs, the more accurate one (then the first) is kept, so
+    the point with the lexicographically smallest costs is never marked and some point stays.
+
+    Args:
+        points: ``(n, len(axes))`` values in natural units, no NaN.
+        axes: Axis names (see :data:`AXES`); without ``val_accuracy`` nothing is marked.
+        intervals: ``(lower, upper)`` of each point's accuracy, or None where it is unknown (such
+            a point neither is marked nor marks another); None: no intervals at all.
+
+    Returns:
+        ``(n,)`` bool array, True for the points to set aside.
+    """
+    values = _as_points(points, len(axes))
+    marked = np.zeros(len(values), dtype=bool)
+    if intervals is None or VAL_ACCURACY not in axes:
+        return marked
+    column = list(axes).index(VAL_ACCURACY)
+    costs = np.delete(as_costs(values, _directions_of(axes)), column, axis=1)
+    accuracy = values[:, column]
+    for i, j in ((i, j) for i in range(len(values)) for j in range(len(values)) if i != j):
+        if marked[i] or intervals[i] is None or intervals[j] is None or not tie(intervals[i], intervals[j]):
+            continue
+        if np.all(costs[j] <= costs[i]) and (
+            np.any(costs[j] < costs[i]) or accuracy[j] > accuracy[i] or (accuracy[j] == accuracy[i] and j < i)
+        ):
+            marked[i] = True
+    return marked
+
+
+def knee_point(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | None = None,
+               intervals: Sequence[Any] | None = None) -> int | None:
     """Index of the best compromise: the front point nearest the ideal point.
 
     Points are normalised with :func:`normalise` (the fixed study reference, so the knee does not
@@ -413,10 +450,16 @@ def knee_point(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | 
     go to the lowest index. (An alternative for 2-D fronts is the point farthest from the line
     between the two extremes; the distance to the ideal point works for any number of axes.)
 
+    With accuracy ``intervals``, front points that tie in accuracy with another front point no
+    worse on every cost axis are set aside first (:func:`tied_costlier_mask`): a more expensive
+    model whose extra accuracy the validation set cannot confirm is not the compromise. The ideal
+    point and the knee are then taken over the rest.
+
     Args:
         points: Array of shape ``(n, len(axes))`` in natural units; rows with NaN are skipped.
         axes: Axis names (see :data:`AXES`).
         reference: The study's ``hypervolume_reference`` (see :func:`resolve_reference`).
+        intervals: ``(lower, upper)`` of each row's accuracy or None per row; None: no intervals.
 
     Returns:
         The row index of the knee in ``points``, or None when there is no usable point.
@@ -426,6 +469,9 @@ def knee_point(points: Any, axes: Sequence[str], reference: Mapping[str, Any] | 
     if usable.size == 0:
         return None
     on_front = usable[pareto_mask(losses[usable], [MINIMIZE] * len(axes))]
+    if intervals is not None:
+        values = _as_points(points, len(axes))[on_front]
+        on_front = on_front[~tied_costlier_mask(values, axes, [intervals[i] for i in on_front])]
     front = losses[on_front]
     ideal = front.min(axis=0)
     distances = np.linalg.norm(front - ideal, axis=1)
@@ -444,6 +490,8 @@ class FrontInfo:
         knee: Row index of the knee point (see :func:`knee_point`), None when empty.
         hypervolume: See :func:`hypervolume`.
         reference: The resolved hypervolume reference.
+        intervals: The accuracy interval ``(lower, upper)`` of each row, or None where unknown
+            (empty when the table had none).
     """
 
     axes: list[str]
@@ -453,11 +501,25 @@ class FrontInfo:
     knee: int | None
     hypervolume: float
     reference: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REFERENCE))
+    intervals: list = field(default_factory=list)
 
     @property
     def knee_trial(self) -> int | None:
         """Trial number of the knee point, or None."""
         return None if self.knee is None else self.trial_numbers[self.knee]
+
+    def ties_knee(self, number: int) -> bool | None:
+        """Whether trial ``number``'s accuracy interval overlaps the knee's (False for the knee
+        itself; None when either interval is unknown or there is no knee)."""
+        if self.knee is None:
+            return None
+        if number == self.knee_trial:
+            return False
+        if not self.intervals:
+            return None
+        mine = self.intervals[self.trial_numbers.index(number)]
+        knee = self.intervals[self.knee]
+        return None if mine is None or knee is None else tie(mine, knee)
 
     @property
     def front_trial_numbers(self) -> list[int]:
@@ -495,6 +557,7 @@ def front_info(
     ref = resolve_reference(reference)
     numbers: list[int] = []
     rows: list[list[float]] = []
+    intervals: list[tuple[float, float] | None] = []
     for trial in trials_table:
         values = [trial.get(axis) for axis in axes]
         if any(v is None for v in values):
@@ -504,14 +567,23 @@ def front_info(
             continue
         numbers.append(int(trial["number"]))
         rows.append(values)
+        intervals.append(_accuracy_interval_of(trial))
     points = np.asarray(rows, dtype=float).reshape(len(rows), len(axes))
     directions = _directions_of(axes)
+    known = intervals if any(i is not None for i in intervals) else None
     return FrontInfo(
         axes=list(axes),
         points=points,
         trial_numbers=numbers,
         mask=pareto_mask(points, directions),
-        knee=knee_point(points, axes, ref),
+        knee=knee_point(points, axes, ref, intervals=known),
         hypervolume=hypervolume(points, axes, ref),
         reference=ref,
+        intervals=list(known or []),
     )
+
+
+def _accuracy_interval_of(trial: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A row's validation-accuracy interval (its ``val_accuracy_lower``/``_upper``), or None."""
+    lower, upper = trial.get(lower_key(VAL_ACCURACY)), trial.get(upper_key(VAL_ACCURACY))
+    return None if lower is None or upper is None else (float(lower), float(upper))

@@ -11,8 +11,15 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from hpo.analysis.intervals import lower_key, upper_key
 from hpo.analysis.pareto import AXIS_LABELS
-from hpo.analysis.report import StudyReport, format_cell, format_count, history_arrays
+from hpo.analysis.report import (
+    StudyReport,
+    display_cell,
+    format_cell,
+    format_count,
+    history_arrays,
+)
 from hpo.trials import MACS, OBJECTIVES, PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
 
 WIDTH, HEIGHT, FONT_SIZE = 1200, 675, 18
@@ -49,13 +56,44 @@ def _hover(row: dict[str, Any]) -> str:
     parts = [f"trial {row['number']}"]
     for key in (VAL_ACCURACY, PARAM_COUNT, TRAIN_SECONDS, MACS):
         if row.get(key) is not None:
-            parts.append(f"{key}: {format_cell(key, row[key])}")
+            parts.append(f"{key}: {display_cell(row, key)}")
     parts += [f"{name}: {format_cell(name, value)}" for name, value in sorted(row["params"].items())]
     return "<br>".join(parts)
 
 
-def _scatter(rows: list[dict[str, Any]], axis: str, **kwargs: Any) -> go.Scatter:
+def accuracy_error_bars(rows: list[dict[str, Any]], colour: str, thickness: float = 1.5) -> dict[str, Any] | None:
+    """Plotly ``error_y`` of the rows' validation accuracies: their 95% intervals, asymmetric.
+
+    Args:
+        rows: Trial rows, in the order of the trace's points.
+        colour: The bars' colour.
+        thickness: The bars' line width.
+
+    Returns:
+        The ``error_y`` dict (``array`` up to the upper end, ``arrayminus`` down to the lower one;
+        None for a row whose interval is unknown), or None when no row has an interval.
+    """
+    lower, upper = lower_key(VAL_ACCURACY), upper_key(VAL_ACCURACY)
+    if all(r.get(lower) is None or r.get(upper) is None for r in rows):
+        return None
+    known = [r.get(lower) is not None and r.get(upper) is not None for r in rows]
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [r[upper] - r[VAL_ACCURACY] if k else None for r, k in zip(rows, known)],
+        "arrayminus": [r[VAL_ACCURACY] - r[lower] if k else None for r, k in zip(rows, known)],
+        "color": colour,
+        "thickness": thickness,
+        "width": 4,
+    }
+
+
+def _scatter(rows: list[dict[str, Any]], axis: str, bars: str | None = None, **kwargs: Any) -> go.Scatter:
+    """Accuracy against ``axis``; with ``bars`` (a colour), each accuracy's interval as an error bar."""
     rows = [r for r in rows if r.get(axis) is not None and r.get(VAL_ACCURACY) is not None]
+    error_y = accuracy_error_bars(rows, bars) if bars is not None else None
+    if error_y is not None:
+        kwargs["error_y"] = error_y
     return go.Scatter(
         x=[r[axis] for r in rows],
         y=[r[VAL_ACCURACY] for r in rows],
@@ -66,11 +104,13 @@ def _scatter(rows: list[dict[str, Any]], axis: str, **kwargs: Any) -> go.Scatter
 
 
 def plot_front(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
-    """Validation accuracy against one cost axis, with the 2-D front and the knee.
+    """Validation accuracy against one cost axis, with the 2-D front, the knee and its ties.
 
     All complete trials are grey, pruned trials (smaller budget) have their own marker, the
     front of accuracy against ``axis`` is highlighted and connected, and the report's knee trial
-    (the knee of the front on all the report's axes) is starred and annotated.
+    (the knee of the front on all the report's axes) is starred and annotated. Every accuracy
+    with a known number of images carries its 95% interval as an error bar, and the front
+    trials whose interval overlaps the knee's are ringed in the knee's colour.
 
     Args:
         report: A collected study.
@@ -94,6 +134,7 @@ def plot_front(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
             mode="markers",
             name=f"complete ({len(complete)})",
             marker={"color": GREY, "size": 10},
+            bars=GREY,
         )
     )
     if pruned:
@@ -104,6 +145,7 @@ def plot_front(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
                 mode="markers",
                 name=f"pruned ({len(pruned)}, last epoch)",
                 marker={"color": PRUNED, "size": 10, "symbol": "x"},
+                bars=PRUNED,
             )
         )
     fig.add_trace(
@@ -114,8 +156,13 @@ def plot_front(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
             line={"color": FRONT, "width": 3, "shape": "hv"},
             name=f"Pareto front ({len(front_rows)})",
             marker={"color": FRONT, "size": 13},
+            bars=FRONT,
         )
     )
+    ties = [row for row in report.front_rows if report.front.ties_knee(row["number"])]
+    if ties:
+        fig.add_trace(_scatter(ties, axis, mode="markers", name=f"ties the knee ({len(ties)})",
+                               marker={"color": KNEE, "size": 24, "symbol": "circle-open", "line": {"width": 3}}))
     _draw_knee(fig, report, axis)
     title = f"{report.name}: validation accuracy vs {AXIS_LABELS[axis].split(' (')[0].lower()}"
     _layout(fig, title, AXIS_LABELS[axis], "Validation accuracy")
@@ -146,7 +193,7 @@ def _draw_knee(fig: go.Figure, report: StudyReport, axis: str) -> None:
         x=x,
         y=row[VAL_ACCURACY],
         text=(
-            f"knee: trial {knee}<br>{format_cell(VAL_ACCURACY, row[VAL_ACCURACY])}, "
+            f"knee: trial {knee}<br>{display_cell(row, VAL_ACCURACY)}, "
             f"{format_count(row.get(PARAM_COUNT))} params, "
             f"{format_cell(TRAIN_SECONDS, row.get(TRAIN_SECONDS))} s"
         ),

@@ -26,15 +26,20 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial
 
+from hpo.analysis.intervals import CONFIDENCE, accuracy_interval, is_interval_key, lower_key, measured_on, upper_key
 from hpo.analysis.pareto import AXES, FrontInfo, front_info, resolve_axes, resolve_reference
+from hpo.data.sizes import SplitSizes, split_sizes_of
 from hpo.trials import (
     INTEGER_FIELDS,
     MACS,
+    N_TEST_IMAGES,
+    N_VAL_IMAGES,
     OBJECTIVES,
     PARAM_COUNT,
     REPORTED_FIELDS,
     TEST_ACCURACY,
     TEST_ACCURACY_PREFIX,
+    TEST_IMAGES_PREFIX,
     TRAIN_SECONDS,
     VAL_ACCURACY,
     TrialRecord,
@@ -192,6 +197,33 @@ def _trial_row(trial: FrozenTrial, record: TrialRecord, metric_names: Sequence[s
     return row
 
 
+# The accuracies a row carries, each with the count of images it was measured on.
+ACCURACY_COUNTS = ((VAL_ACCURACY, N_VAL_IMAGES), (TEST_ACCURACY, N_TEST_IMAGES))
+
+
+def _add_intervals(row: dict[str, Any], sizes: SplitSizes | None, study_attrs: Mapping[str, Any]) -> None:
+    """Give a row its test accuracy (kept on the study), each accuracy's n and its interval's ends.
+
+    ``hpo evaluate`` runs after trials finish, when Optuna no longer lets trial attributes change,
+    so test accuracies and their counts live in the study's attributes as
+    ``test_accuracy:<number>`` and ``test_images:<number>``. A count a trial did not store is
+    derived from the dataset definition where it fits the accuracies (see intervals.measured_on).
+    """
+    number = row["number"]
+    if row.get(TEST_ACCURACY) is None:
+        row[TEST_ACCURACY] = finite_or_none(study_attrs.get(f"{TEST_ACCURACY_PREFIX}{number}"))
+    if row.get(N_TEST_IMAGES) is None:
+        row[N_TEST_IMAGES] = study_attrs.get(f"{TEST_IMAGES_PREFIX}{number}")
+    epochs = TrialRecord.from_attrs(row).epochs
+    seen = {VAL_ACCURACY: [row.get(VAL_ACCURACY), *(history_value(e, VAL_ACCURACY) for e in epochs)],
+            TEST_ACCURACY: [row.get(TEST_ACCURACY)]}
+    derived = {VAL_ACCURACY: sizes.val if sizes else None, TEST_ACCURACY: sizes.test if sizes else None}
+    for name, count in ACCURACY_COUNTS:
+        row[count] = measured_on(row.get(count), derived[name], seen[name])
+        lower, upper = accuracy_interval(row.get(name), row[count]) or (None, None)
+        row[lower_key(name)], row[upper_key(name)] = lower, upper
+
+
 def describe_distribution(distribution: BaseDistribution) -> str:
     """A short human description of a parameter's range, e.g. ``[1e-4, 0.1] log``.
 
@@ -320,12 +352,9 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
     trials = study.get_trials(deepcopy=False)
     records = [TrialRecord.of(trial) for trial in trials]
     rows = [_trial_row(trial, record, metric_names) for trial, record in zip(trials, records)]
-    # `hpo evaluate` runs after trials finish, when Optuna no longer lets trial attributes change,
-    # so test accuracies live in the study's attributes as test_accuracy:<trial number>.
+    sizes = split_sizes_of(definition.get("dataset"))
     for row in rows:
-        stored = study_attrs.get(f"{TEST_ACCURACY_PREFIX}{row['number']}")
-        if row.get(TEST_ACCURACY) is None and stored is not None:
-            row[TEST_ACCURACY] = finite_or_none(stored)
+        _add_intervals(row, sizes, study_attrs)
     by_number = {row["number"]: row for row in rows}
     complete = [row for row in rows if row["state"] == "COMPLETE"]
 
@@ -364,15 +393,26 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
 
 # The metric columns of the front table, after ``trial``.
 FRONT_TABLE_METRICS = (VAL_ACCURACY, PARAM_COUNT, MACS, TRAIN_SECONDS)
+KNEE = "knee"  # the front-table column that marks the knee trial
+TIES_KNEE = "ties_knee"  # the column that marks front trials whose accuracy ties the knee's
+
+
+def _with_interval(entry: dict[str, Any], row: Mapping[str, Any], name: str) -> None:
+    entry[name] = row.get(name)
+    entry[lower_key(name)] = row.get(lower_key(name))
+    entry[upper_key(name)] = row.get(upper_key(name))
 
 
 def front_table(report: StudyReport) -> list[dict[str, Any]]:
     """The front trials as table rows, best validation accuracy first.
 
-    Columns: ``trial``, ``val_accuracy``, ``param_count``, ``macs``, ``train_seconds``,
-    ``test_accuracy`` (only when some front trial was evaluated with ``hpo evaluate``), ``knee``
-    (True on the knee trial), then one column per varying parameter (None when the trial does
-    not use it, e.g. ``resnet.depth`` on a DenseNet trial).
+    Columns: ``trial``, ``val_accuracy`` and its 95% interval's ``val_accuracy_lower`` and
+    ``val_accuracy_upper``, ``param_count``, ``macs``, ``train_seconds``, ``test_accuracy`` with
+    ``test_accuracy_lower``/``_upper`` (only when some front trial was evaluated with ``hpo
+    evaluate``), ``knee`` (True on the knee trial), ``ties_knee`` (True where the accuracy interval
+    overlaps the knee's, False on the knee and elsewhere, None where an interval is unknown), then
+    one column per varying parameter (None when the trial does not use it, e.g. ``resnet.depth`` on
+    a DenseNet trial). Interval ends are None where the number of images is not known.
 
     Args:
         report: A collected study.
@@ -386,10 +426,14 @@ def front_table(report: StudyReport) -> list[dict[str, Any]]:
     for row in front:
         entry: dict[str, Any] = {"trial": row["number"]}
         for name in FRONT_TABLE_METRICS:
-            entry[name] = row.get(name)
+            if name == VAL_ACCURACY:
+                _with_interval(entry, row, name)
+            else:
+                entry[name] = row.get(name)
         if evaluated:
-            entry[TEST_ACCURACY] = row.get(TEST_ACCURACY)
-        entry["knee"] = row["number"] == report.knee_trial
+            _with_interval(entry, row, TEST_ACCURACY)
+        entry[KNEE] = row["number"] == report.knee_trial
+        entry[TIES_KNEE] = report.front.ties_knee(row["number"])
         for name in report.varying_params:
             entry[name] = row["params"].get(name)
         table.append(entry)
@@ -424,16 +468,22 @@ def history_arrays(row: Mapping[str, Any], metric: str | Callable[[Any], Any]) -
 
 
 __all__ = [
+    "ACCURACY_COUNTS",
+    "CONFIDENCE",
     "DEFAULT_AXES",
     "FRONT_TABLE_METRICS",
+    "KNEE",
     "ROW_FIELDS",
+    "TIES_KNEE",
     "StudyReport",
     "collect",
     "describe_distribution",
+    "display_cell",
     "format_cell",
     "format_count",
     "front_table",
     "history_arrays",
+    "shown_columns",
 ]
 
 
@@ -478,3 +528,27 @@ def format_cell(column: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def display_cell(row: Mapping[str, Any], column: str) -> str:
+    """A table cell as people read it, an accuracy with its 95% interval: ``70.13% [66.9, 73.2]``.
+
+    Args:
+        row: A front-table row (or trial row) holding ``column`` and, for an accuracy, its
+            ``<column>_lower`` and ``<column>_upper``.
+        column: The column.
+
+    Returns:
+        :func:`format_cell`'s text, followed by the interval in percent where both ends are known.
+    """
+    text = format_cell(column, row.get(column))
+    lower, upper = row.get(lower_key(column)), row.get(upper_key(column))
+    if row.get(column) is None or lower is None or upper is None:
+        return text
+    return f"{text} [{100 * lower:.1f}, {100 * upper:.1f}]"
+
+
+def shown_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns of a front table shown to people: all but the interval ends, which
+    :func:`display_cell` writes beside their accuracy."""
+    return [c for c in table[0] if not is_interval_key(c)] if table else []

@@ -10,7 +10,15 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from hpo.analysis.report import StudyReport, format_cell, front_table
+from hpo.analysis.report import (
+    CONFIDENCE,
+    KNEE,
+    TIES_KNEE,
+    StudyReport,
+    display_cell,
+    front_table,
+    shown_columns,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -19,7 +27,8 @@ FORMATS = ("table", "csv", "json")
 
 
 def front_json(report: StudyReport) -> str:
-    """The front as a JSON document: study, axes, hypervolume, knee trial and the front table.
+    """The front as a JSON document: study, axes, hypervolume, knee trial, the intervals'
+    confidence level and the front table (accuracies with ``_lower``/``_upper``, ``ties_knee``).
 
     Args:
         report: A collected study.
@@ -28,7 +37,8 @@ def front_json(report: StudyReport) -> str:
         The JSON text (indented, no final newline).
     """
     return json.dumps({"study": report.name, "axes": report.front.axes, "hypervolume": report.hypervolume,
-                       "knee_trial": report.knee_trial, "front": front_table(report)}, indent=2, default=str)
+                       "knee_trial": report.knee_trial, "confidence": CONFIDENCE, "front": front_table(report)},
+                      indent=2, default=str)
 
 
 def front_csv(report: StudyReport) -> str:
@@ -49,7 +59,8 @@ def front_csv(report: StudyReport) -> str:
 
 
 def front_rich_table(report: StudyReport) -> Table:
-    """The front table as people read it (accuracies as %, counts short), the knee marked.
+    """The front table as people read it (accuracies as % with their 95% interval, counts short),
+    the knee and the trials that tie with it marked.
 
     Args:
         report: A collected study.
@@ -61,10 +72,12 @@ def front_rich_table(report: StudyReport) -> Table:
 
     rows = front_table(report)
     table = Table(title=f"{report.name}: Pareto front over {', '.join(report.front.axes)} "
-                        f"({len(rows)} of {len(report.rows('COMPLETE'))} complete trials; hypervolume {report.hypervolume:.4f})")
-    columns = list(rows[0]) if rows else ["trial"]
+                        f"({len(rows)} of {len(report.rows('COMPLETE'))} complete trials; hypervolume {report.hypervolume:.4f})",
+                  caption=f"accuracies [{100 * CONFIDENCE:.0f}% Wilson interval]; ties: its interval overlaps the knee's")
+    columns = shown_columns(rows) or ["trial"]
+    marks = {KNEE: "knee", TIES_KNEE: "ties"}
     for column in columns:
-        table.add_column(column, justify="right" if column != "knee" else "center")
+        table.add_column(column, justify="center" if column in marks else "right")
     for row in rows:
-        table.add_row(*("knee" if (c == "knee" and row[c]) else "" if c == "knee" else format_cell(c, row[c]) for c in columns))
+        table.add_row(*((marks[c] if row[c] else "") if c in marks else display_cell(row, c) for c in columns))
     return table

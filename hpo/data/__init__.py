@@ -22,6 +22,7 @@ from hpo.data.dataset import (
     load_dataset,
     resolve_data_dir,
 )
+from hpo.data.sizes import SplitSizes, split_sizes, split_sizes_of
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -35,7 +36,10 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Split",
+    "SplitSizes",
     "dataset_num_classes",
     "load_dataset",
     "resolve_data_dir",
+    "split_sizes",
+    "split_sizes_of",
 ]

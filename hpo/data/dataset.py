@@ -21,6 +21,7 @@ import torch
 
 from hpo.data import cache, cifar, folder
 from hpo.data.cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
+from hpo.data.sizes import train_count
 from hpo.errors import ConfigError, DataNotFoundError
 from hpo.typed import conforms, field_types, is_number, type_name
 
@@ -289,7 +290,7 @@ def _split_train_val(kept: np.ndarray, train_size: float, split_seed: int) -> tu
     # train, the rest validate. RandomState.permutation of an array = the array indexed by
     # permutation(len(array)): the same stream either way.
     shuffled = np.random.RandomState(split_seed).permutation(kept)
-    n_train = int(round(train_size * kept.size))
+    n_train = train_count(train_size, kept.size)
     if n_train == 0 or n_train == kept.size:
         raise ConfigError(
             f"dataset.train_size = {train_size} leaves {'no training' if n_train == 0 else 'no validation'} "

@@ -95,7 +95,10 @@ def test_front_table_sorted_by_accuracy_with_knee_and_varying_params(hand_report
     table = front_table(report)
     assert [row["trial"] for row in table] == [3, 0, 1, 4]
     assert [row["knee"] for row in table] == [False, False, True, False]
-    assert list(table[0]) == ["trial", "val_accuracy", "param_count", "macs", "train_seconds", "knee", "lr", "width"]
+    assert list(table[0]) == ["trial", "val_accuracy", "val_accuracy_lower", "val_accuracy_upper", "param_count",
+                              "macs", "train_seconds", "knee", "ties_knee", "lr", "width"]
+    # No image count stored, and the definition's train_size (400) gives none: no interval, no ties.
+    assert all(row["val_accuracy_lower"] is None and row["ties_knee"] in (None, False) for row in table)
     assert table[0]["width"] == 64 and table[0]["param_count"] == 4_000_000
     assert "test_accuracy" not in table[0]  # nothing evaluated yet
 

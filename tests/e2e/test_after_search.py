@@ -10,11 +10,12 @@ import subprocess
 
 import numpy as np
 import pytest
+from e2ekit import EPOCHS, HPO, N_CLASSES, TEST_PER_CLASS, E2EStudy
 from optuna._hypervolume import compute_hypervolume
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from e2ekit import EPOCHS, HPO, N_CLASSES, TEST_PER_CLASS, E2EStudy
+from hpo.analysis.intervals import wilson_interval
 from hpo.cli import app
 
 pytestmark = pytest.mark.slow
@@ -43,14 +44,39 @@ def test_pareto_json_agrees_with_optuna(e2e_study: E2EStudy):
     for row in report["front"]:
         assert [row["val_accuracy"], row["param_count"], row["train_seconds"]] == pytest.approx(best[row["trial"]].values)
         assert row["knee"] == (row["trial"] == report["knee_trial"])
+        # The interval of each accuracy from the validation images the trial stored.
+        n_val = best[row["trial"]].user_attrs["n_val_images"]
+        assert (row["val_accuracy_lower"], row["val_accuracy_upper"]) == pytest.approx(
+            wilson_interval(row["val_accuracy"], n_val), rel=1e-12)
+    by_trial = {row["trial"]: row for row in report["front"]}
+    knee_interval = (by_trial[report["knee_trial"]]["val_accuracy_lower"], by_trial[report["knee_trial"]]["val_accuracy_upper"])
+    for number, row in by_trial.items():
+        overlaps = row["val_accuracy_lower"] <= knee_interval[1] and knee_interval[0] <= row["val_accuracy_upper"]
+        assert row["ties_knee"] == (overlaps and number != report["knee_trial"])
 
     # The documented normalisation, computed here by hand: 1 - accuracy, log10(params) / log10(1e8),
-    # seconds / 600. The hypervolume is Optuna's over the unit box; the knee is nearest the ideal point.
+    # seconds / 600. The hypervolume is Optuna's over the unit box; the knee is nearest the ideal point
+    # among the front trials left after dropping each whose accuracy interval overlaps that of another
+    # trial no worse in parameters and seconds (the README's knee rule).
     values = np.array([best[n].values for n in numbers])
     losses = np.column_stack([1 - values[:, 0], np.log10(values[:, 1]) / 8, values[:, 2] / 600])
     assert report["hypervolume"] == pytest.approx(compute_hypervolume(losses, np.ones(3)), rel=1e-9)
-    ideal = losses.min(axis=0)
-    assert report["knee_trial"] == numbers[int(np.argmin(np.linalg.norm(losses - ideal, axis=1)))]
+
+    def set_aside(i: int) -> bool:
+        a = by_trial[numbers[i]]
+        for j, other in enumerate(numbers):
+            b = by_trial[other]
+            ties = a["val_accuracy_lower"] <= b["val_accuracy_upper"] and b["val_accuracy_lower"] <= a["val_accuracy_upper"]
+            no_worse = all(values[j, k] <= values[i, k] for k in (1, 2))
+            strictly = any(values[j, k] < values[i, k] for k in (1, 2)) or values[j, 0] > values[i, 0] or (
+                values[j, 0] == values[i, 0] and other < numbers[i])
+            if j != i and ties and no_worse and strictly:
+                return True
+        return False
+
+    kept = [i for i in range(len(numbers)) if not set_aside(i)]
+    ideal = losses[kept].min(axis=0)
+    assert report["knee_trial"] == numbers[kept[int(np.argmin(np.linalg.norm(losses[kept] - ideal, axis=1)))]]
 
 
 def test_evaluate_pareto_stores_test_accuracy_for_the_csv(e2e_study: E2EStudy, tmp_path):
@@ -60,16 +86,25 @@ def test_evaluate_pareto_stores_test_accuracy_for_the_csv(e2e_study: E2EStudy, t
     url = f"sqlite:///{copy}"
     out = hpo("evaluate", "--study", e2e_study.name, "--pareto", "--storage", url, "--data-dir", str(e2e_study.data_dir),
               "--artifacts", str(e2e_study.artifacts), "--device", "cpu")
-    printed = {int(m[1]): (float(m[2]), float(m[3]))
-               for m in re.finditer(r"trial\s+(\d+)\s+val accuracy (\S+)\s+test accuracy (\S+)", out)}
+    # Each accuracy with its 95% interval: "val accuracy 0.7000 [0.5212, 0.8334]  test accuracy ...".
+    found = list(re.finditer(r"trial\s+(\d+)\s+val accuracy (\S+) \[(\S+), (\S+)\]\s+"
+                             r"test accuracy (\S+) \[(\S+), (\S+)\]", out))
+    printed = {int(m[1]): (float(m[2]), float(m[5])) for m in found}
+    intervals = {int(m[1]): ((float(m[3]), float(m[4])), (float(m[6]), float(m[7]))) for m in found}
     study = e2e_study.load(url)
     best = {t.number: t for t in study.best_trials}
     assert sorted(printed) == sorted(best), out
     n_test = N_CLASSES * TEST_PER_CLASS
+    n_val = best[min(best)].user_attrs["n_val_images"]
+    assert n_val == N_CLASSES * 30 // 4  # 30 training images per class, a quarter validate
     for number, (val, test) in printed.items():
         assert val == pytest.approx(best[number].values[0], abs=5e-5)
         assert 0.0 <= test <= 1.0
         assert test * n_test == pytest.approx(round(test * n_test), abs=5e-5 * n_test)  # k of the 40 test images
+        (val_low, val_high), (test_low, test_high) = intervals[number]
+        assert (val_low, val_high) == pytest.approx(wilson_interval(best[number].values[0], n_val), abs=6e-5)
+        assert (test_low, test_high) == pytest.approx(wilson_interval(test, n_test), abs=6e-5)
+        assert study.user_attrs[f"test_images:{number}"] == n_test
 
     front_csv = tmp_path / "front.csv"
     hpo("export", "--study", e2e_study.name, "--storage", url, "--format", "csv", "--out", str(front_csv))
@@ -79,6 +114,8 @@ def test_evaluate_pareto_stores_test_accuracy_for_the_csv(e2e_study: E2EStudy, t
     assert {int(row["trial"]) for row in rows} == set(printed)
     for row in rows:
         assert float(row["test_accuracy"]) == pytest.approx(printed[int(row["trial"])][1], abs=5e-5)
+        low, high = intervals[int(row["trial"])][1]
+        assert (float(row["test_accuracy_lower"]), float(row["test_accuracy_upper"])) == pytest.approx((low, high), abs=6e-5)
     # The original study is untouched: its front table has no test column.
     original = tmp_path / "original.csv"
     hpo("export", "--study", e2e_study.name, "--storage", e2e_study.url, "--format", "csv", "--out", str(original))
@@ -102,3 +139,9 @@ def test_reproduce_matches_the_stored_trial_on_cpu(e2e_study: E2EStudy):
     assert epochs == pytest.approx(stored, abs=5e-5)
     assert f"trial {trial.number}: val accuracy" in proc.stdout
     assert "(difference +0.0000)" in proc.stdout, proc.stdout
+    # Training time compared like for like: train_seconds, the sum of the epochs' seconds, on both sides.
+    seconds = [float(m[1]) for m in re.finditer(r"^epoch\s+\d+\s+val accuracy \S+\s+\((\S+) s\)", proc.stdout, re.M)]
+    now, stored_seconds = re.search(r"train_seconds (\S+) s now, (\S+) s stored", proc.stdout).groups()
+    assert float(now) == pytest.approx(sum(seconds), abs=0.05 * (len(seconds) + 1))
+    assert float(stored_seconds) == pytest.approx(trial.user_attrs["train_seconds"], abs=0.05)
+    assert trial.user_attrs["train_seconds"] == pytest.approx(sum(e["epoch_seconds"] for e in trial.user_attrs["history"]))

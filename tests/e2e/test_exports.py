@@ -12,15 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from e2ekit import E2EStudy, dump_dom, visible_text
 from PIL import Image
 from pptx import Presentation
 from pptx.enum.shapes import MSO_SHAPE_TYPE
 from pptx.util import Emu, Inches
 from typer.testing import CliRunner
 
-from e2ekit import E2EStudy, dump_dom, visible_text
 from hpo.analysis import export as export_module
 from hpo.analysis import plots
+from hpo.analysis.intervals import tie, wilson_interval
 from hpo.cli import app
 
 pytestmark = pytest.mark.slow
@@ -99,6 +100,10 @@ def test_pptx_reads_back_slide_by_slide(e2e_study: E2EStudy, deck: Path, knee: i
     title, strategy, front_params, front_time, table, curves, importance, knee_slide = slides
 
     assert "minicifar, 4 classes" in _texts(title) and "6 trials" in _texts(title)
+    # The train fraction in words, and the count the trials validated on: 4 x 30 fake training
+    # images, a quarter of them (not the 5,000 of the real CIFAR-10 the definition alone would give).
+    assert "75% of the training images for training, 25% for validation (30 validation images)" in _texts(title)
+    assert "0.75 training images" not in _texts(title)
 
     (space,) = _tables(strategy)
     assert {row[0] for row in space[1:]} >= {"lr", "cnn.channels", "model"}
@@ -118,12 +123,27 @@ def test_pptx_reads_back_slide_by_slide(e2e_study: E2EStudy, deck: Path, knee: i
     knee_column = rows[0].index("Knee")
     assert [int(row[0]) for row in rows[1:] if row[knee_column] == "yes"] == [knee]
     by_number = {t.number: t for t in study.trials}
+
+    def shown(number: int) -> str:
+        """An accuracy with its 95% interval on the 30 validation images, as the slides show it."""
+        accuracy = by_number[number].values[0]
+        low, high = wilson_interval(accuracy, by_number[number].user_attrs["n_val_images"])
+        return f"{100 * accuracy:.2f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
     for row in rows[1:]:
-        assert row[1] == f"{100 * by_number[int(row[0])].values[0]:.2f}%"
+        assert row[1] == shown(int(row[0]))
+    if len(rows) > 2:  # a front of one has nothing to tie with
+        ties = rows[0].index("Ties knee")
+        knee_interval = wilson_interval(by_number[knee].values[0], by_number[knee].user_attrs["n_val_images"])
+        for row in rows[1:]:
+            number = int(row[0])
+            interval = wilson_interval(by_number[number].values[0], by_number[number].user_attrs["n_val_images"])
+            assert (row[ties] == "yes") == (number != knee and tie(interval, knee_interval))
+    assert "95% Wilson interval" in _texts(table)
 
     params, metrics = _tables(knee_slide)
     assert {row[0] for row in params[1:]} == set(by_number[knee].params)
-    assert ["val_accuracy", f"{100 * by_number[knee].values[0]:.2f}%"] in metrics
+    assert ["val_accuracy", shown(knee)] in metrics
 
     # Names stay on one line: each table column is wide enough for the longest word of its header
     # and of its first cell. 0.12 in per character is bold 13-14 pt text in LibreOffice's default
@@ -216,3 +236,21 @@ def test_html_report_renders_in_chromium(e2e_study: E2EStudy, chromium, knee: in
         label = f"trial {number} (knee)" if number == knee else f"trial {number}"
         assert f"{label} val" in text and f"{label} train" in text
     assert f"Knee trial {knee} in detail" in text
+
+
+def test_front_figures_of_the_real_study_carry_error_bars(e2e_study: E2EStudy):
+    # The deck's front PNGs are these figures; the bars are asserted on the figure data, the PNG
+    # rendering itself by test_libreoffice_renders_the_deck_to_pdf_and_png_pages.
+    from hpo.analysis.report import collect
+
+    study = e2e_study.load()
+    report = collect(study)
+    by_number = {t.number: t for t in study.trials}
+    for axis in ("param_count", "train_seconds"):
+        figure = plots.plot_front(report, axis)
+        front = next(trace for trace in figure.data if trace.name.startswith("Pareto front"))
+        assert front.error_y.symmetric is False
+        numbers = [int(text.split("<br>")[0].split()[1]) for text in front.text]
+        for number, y, up, down in zip(numbers, front.y, front.error_y.array, front.error_y.arrayminus):
+            low, high = wilson_interval(y, by_number[number].user_attrs["n_val_images"])
+            assert (y - down, y + up) == pytest.approx((low, high))

@@ -9,6 +9,7 @@ from typing import Any
 
 from hpo.analysis import plots
 from hpo.analysis.export.summary import (
+    INTERVAL_NOTE,
     budget_text,
     dataset_text,
     display_columns,
@@ -17,7 +18,7 @@ from hpo.analysis.export.summary import (
     strategy_lines,
     summary_sentence,
 )
-from hpo.analysis.report import StudyReport, format_cell, front_table
+from hpo.analysis.report import KNEE, TIES_KNEE, StudyReport, display_cell, front_table
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], css_class: str = "") -> str:
@@ -35,6 +36,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th { background: #f4f4f4; }
 td:first-child, th:first-child { text-align: left; }
 tr.knee td { font-weight: bold; background: #fff3e6; }
+tr.ties td { background: #fffaf3; }
 .figure { margin: 1.5em 0; }
 """
 
@@ -50,7 +52,7 @@ _FIGURE_TITLES = {
 
 
 def _front_table(report: StudyReport) -> str:
-    """The front table, the knee's row marked, every row linkable as ``#trial-N``."""
+    """The front table, the knee's row and those that tie with it marked, every row linkable as ``#trial-N``."""
     table = front_table(report)
     if not table:
         return "<p>No complete trial yet.</p>"
@@ -58,10 +60,11 @@ def _front_table(report: StudyReport) -> str:
     head = "".join(f"<th>{html.escape(header(c))}</th>" for c in columns)
     body = []
     for row in table:
-        cls = ' class="knee"' if row["knee"] else ""
-        cells = "".join(f"<td>{html.escape(format_cell(c, row[c]))}</td>" for c in columns)
+        cls = ' class="knee"' if row[KNEE] else ' class="ties"' if row[TIES_KNEE] else ""
+        cells = "".join(f"<td>{html.escape(display_cell(row, c))}</td>" for c in columns)
         body.append(f'<tr id="trial-{row["trial"]}"{cls}>{cells}</tr>')
-    return f'<table class="front"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (f'<table class="front"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            f'<p class="note">{html.escape(INTERVAL_NOTE)}</p>')
 
 
 def write_html(report: StudyReport, out: Path) -> None:

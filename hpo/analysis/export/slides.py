@@ -10,6 +10,7 @@ from typing import Any
 from hpo.analysis import plots
 from hpo.analysis.export.render import render_images
 from hpo.analysis.export.summary import (
+    INTERVAL_NOTE,
     budget_text,
     dataset_text,
     display_columns,
@@ -18,7 +19,7 @@ from hpo.analysis.export.summary import (
     strategy_lines,
 )
 from hpo.analysis.pareto import AXIS_LABELS
-from hpo.analysis.report import StudyReport, format_cell, front_table
+from hpo.analysis.report import KNEE, StudyReport, display_cell, front_table
 
 # Slides show at most this many front trials and parameters, so text never overflows a slide.
 MAX_SLIDE_ROWS = 12
@@ -194,13 +195,13 @@ def _front_table_slide(deck: Any, report: StudyReport) -> None:
         _text_box(slide, ["No complete trial yet."], 0.6, 1.4, 12, 1)
         return
     columns = display_columns(report, shown, max_params=MAX_SLIDE_PARAM_COLUMNS)
-    rows = [[format_cell(c, row[c]) for c in columns] for row in shown]
-    knee_rows = [i for i, row in enumerate(shown) if row["knee"]]
+    rows = [[display_cell(row, c) for c in columns] for row in shown]
+    knee_rows = [i for i, row in enumerate(shown) if row[KNEE]]
     _table(slide, [header(c) for c in columns], rows, 0.4, 1.3, 12.5,
            size=13 if len(columns) > 8 else 14, bold_rows=knee_rows)
     axes = ", ".join(AXIS_LABELS[a].split(" (")[0].lower() for a in report.axes)
-    _text_box(slide, [f"Front on {axes}; knee in bold. Hypervolume {report.hypervolume:.4f}."],
-              0.4, 1.3 + 0.38 * (len(rows) + 1) + 0.15, 12.5, 0.5, size=14)
+    _text_box(slide, [f"Front on {axes}; knee in bold. Hypervolume {report.hypervolume:.4f}.", INTERVAL_NOTE],
+              0.4, 1.3 + 0.38 * (len(rows) + 1) + 0.15, 12.5, 0.9, size=14)
 
 
 def _knee_slide(deck: Any, report: StudyReport) -> None:

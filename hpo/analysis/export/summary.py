@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpo.analysis.report import StudyReport, format_cell
-from hpo.trials import MACS, OBJECTIVES, PARAM_COUNT, REPORTED_FIELDS, TEST_ACCURACY, TRAIN_SECONDS, VAL_ACCURACY
+from hpo.analysis.intervals import is_interval_key
+from hpo.analysis.report import KNEE, TIES_KNEE, StudyReport, display_cell, format_cell
+from hpo.data.sizes import split_sizes_of
+from hpo.trials import MACS, N_VAL_IMAGES, OBJECTIVES, PARAM_COUNT, REPORTED_FIELDS, TEST_ACCURACY, TRAIN_SECONDS, VAL_ACCURACY
 
 # Short titles of the front table's columns; parameter columns keep their names.
 COLUMN_TITLES = {
@@ -16,8 +18,13 @@ COLUMN_TITLES = {
     MACS: "MACs",
     TRAIN_SECONDS: "Train s",
     TEST_ACCURACY: "Test acc",
-    "knee": "Knee",
+    KNEE: "Knee",
+    TIES_KNEE: "Ties knee",
 }
+
+# What the front tables say under them about the intervals and the marks.
+INTERVAL_NOTE = ("Accuracies with their 95% Wilson interval; 'Ties knee': the interval overlaps the knee's, "
+                 "so the validation images cannot tell the two apart.")
 
 
 def header(column: str) -> str:
@@ -26,7 +33,8 @@ def header(column: str) -> str:
 
 
 def dataset_text(report: StudyReport) -> str:
-    """The dataset in a few words, e.g. ``minicifar, 10 classes, R=10, 400 training images``."""
+    """The dataset in a few words, e.g. ``minicifar, 4 classes, R=5, 80% of the training images for
+    training, 20% for validation (3,200 / 800)`` (the counts where the definition gives them)."""
     dataset = report.definition.get("dataset") or {}
     if not isinstance(dataset, Mapping) or not dataset:
         return "dataset not recorded"
@@ -35,9 +43,23 @@ def dataset_text(report: StudyReport) -> str:
         parts.append(f"{dataset['n_classes']} classes")
     if dataset.get("R") is not None:
         parts.append(f"R={dataset['R']}")
-    if dataset.get("train_size") is not None:
-        parts.append(f"{dataset['train_size']} training images")
+    fraction = dataset.get("train_size")
+    if isinstance(fraction, (int, float)) and 0 < fraction < 1:
+        text = f"{100 * fraction:.3g}% of the training images for training, {100 * (1 - fraction):.3g}% for validation"
+        parts.append(text + _split_counts(report, dataset))
     return ", ".join(parts)
+
+
+def _split_counts(report: StudyReport, dataset: Mapping[str, Any]) -> str:
+    """`` (3,200 / 800)`` when the trials' validation counts agree with the definition's split;
+    `` (30 validation images)`` when they measured on another count (a smaller data folder)."""
+    counts = {row[N_VAL_IMAGES] for row in report.trials if row.get(N_VAL_IMAGES)}
+    sizes = split_sizes_of(dataset)
+    if sizes is not None and counts == {sizes.val}:
+        return f" ({sizes.train:,} / {sizes.val:,})"
+    if len(counts) == 1:
+        return f" ({next(iter(counts)):,} validation images)"
+    return ""
 
 
 def budget_text(report: StudyReport) -> str:
@@ -154,7 +176,7 @@ def knee_items(report: StudyReport) -> tuple[list[tuple[str, str]], list[tuple[s
     params = [(name, format_cell(name, value)) for name, value in sorted(row["params"].items())]
     # The knee is a complete trial, so it has no stop reason to show.
     recorded = [(name, row[name]) for name in REPORTED_FIELDS if row.get(name) is not None]
-    metrics = [(name, format_cell(name, value)) for name, value in sorted(recorded, key=lambda item: _detail_order(*item))]
+    metrics = [(name, display_cell(row, name)) for name, _ in sorted(recorded, key=lambda item: _detail_order(*item))]
     return params, metrics
 
 
@@ -174,7 +196,9 @@ def display_columns(report: StudyReport, table: Sequence[Mapping[str, Any]], max
     columns = [c for c in table[0] if c in COLUMN_TITLES]
     if all(row.get(MACS) is None for row in table):
         columns.remove(MACS)
-    params = [c for c in table[0] if c not in COLUMN_TITLES]
+    if TIES_KNEE in columns and (len(table) == 1 or all(row.get(TIES_KNEE) is None for row in table)):
+        columns.remove(TIES_KNEE)  # no interval known, or the knee alone: nothing to mark
+    params = [c for c in table[0] if c not in COLUMN_TITLES and not is_interval_key(c)]
     if max_params is not None:
         # The parameters that matter most for accuracy earn the few columns a slide has.
         ranking = report.importances.get(VAL_ACCURACY, {})

@@ -6,19 +6,28 @@ import csv
 from pathlib import Path
 
 from hpo.analysis.export.summary import COLUMN_TITLES, header, summary_sentence
-from hpo.analysis.report import FRONT_TABLE_METRICS, StudyReport, format_cell, front_table
+from hpo.analysis.report import (
+    FRONT_TABLE_METRICS,
+    KNEE,
+    TIES_KNEE,
+    StudyReport,
+    display_cell,
+    front_table,
+    shown_columns,
+)
 from hpo.trials import PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
 
 
 def write_csv(report: StudyReport, out: Path) -> None:
-    """Write the front table with raw numbers (accuracy as a fraction, seconds, counts).
+    """Write the front table with raw numbers (accuracy as a fraction, seconds, counts), each
+    accuracy followed by its interval's ``_lower`` and ``_upper`` (empty where n is unknown).
 
     Args:
         report: A collected study.
         out: The CSV file.
     """
     table = front_table(report)
-    columns = list(table[0]) if table else ["trial", *FRONT_TABLE_METRICS, "knee"]
+    columns = list(table[0]) if table else ["trial", *FRONT_TABLE_METRICS, KNEE, TIES_KNEE]
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -26,9 +35,9 @@ def write_csv(report: StudyReport, out: Path) -> None:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
-
 def write_markdown(report: StudyReport, out: Path) -> None:
-    """Write the front table as a Markdown (GitHub) table under a one-line summary.
+    """Write the front table as a Markdown (GitHub) table under a one-line summary; accuracies
+    carry their 95% interval, ``Ties knee`` marks the trials whose interval overlaps the knee's.
 
     Args:
         report: A collected study.
@@ -42,11 +51,11 @@ def write_markdown(report: StudyReport, out: Path) -> None:
         "",
     ]
     if table:
-        columns = list(table[0])
+        columns = shown_columns(table)
         lines.append("| " + " | ".join(header(c).replace("|", "\\|") for c in columns) + " |")
-        lines.append("|" + "|".join("---:" if c != "knee" else ":---:" for c in columns) + "|")
+        lines.append("|" + "|".join(":---:" if c in (KNEE, TIES_KNEE) else "---:" for c in columns) + "|")
         for row in table:
-            cells = [format_cell(c, row[c]).replace("|", "\\|") for c in columns]
+            cells = [display_cell(row, c).replace("|", "\\|") for c in columns]
             lines.append("| " + " | ".join(cells) + " |")
     else:
         lines.append("No complete trial yet.")
@@ -87,8 +96,8 @@ def write_latex(report: StudyReport, out: Path) -> None:
         out: The .tex file (needs ``\\usepackage{booktabs}`` in the document).
     """
     table = front_table(report)
-    columns = list(table[0]) if table else ["trial", VAL_ACCURACY, PARAM_COUNT, TRAIN_SECONDS]
-    align = "".join("c" if c == "knee" else ("l" if c not in COLUMN_TITLES else "r") for c in columns)
+    columns = shown_columns(table) or ["trial", VAL_ACCURACY, PARAM_COUNT, TRAIN_SECONDS]
+    align = "".join("c" if c in (KNEE, TIES_KNEE) else ("l" if c not in COLUMN_TITLES else "r") for c in columns)
     lines = [
         f"% Pareto front of study {report.name}; needs \\usepackage{{booktabs}}",
         f"\\begin{{tabular}}{{{align}}}",
@@ -97,7 +106,7 @@ def write_latex(report: StudyReport, out: Path) -> None:
         "\\midrule",
     ]
     for row in table:
-        cells = [tex_escape(format_cell(c, row[c])) for c in columns]
+        cells = [tex_escape(display_cell(row, c)) for c in columns]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
