@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -47,6 +46,8 @@ ArtifactsOpt = Annotated[
                  "shared by all machines of a study)."),
 ]
 DevicesOpt = Annotated[str, typer.Option("--devices", help="auto (every GPU, else CPU), cpu, or a list: cuda:0,cuda:1.")]
+BudgetOpt = Annotated[Optional[str], typer.Option("--budget", help="Study-wide time budget, stored with the study: 90s, 5m, "
+                      "2h (wall clock while any worker runs) or 3dh (device-hours, summed over worker slots).")]
 
 
 def user_errors(command):
@@ -91,7 +92,8 @@ def run(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Total worker processes, spread round-robin over the devices.")] = None,
     devices: DevicesOpt = "auto",
     per_device: Annotated[int, typer.Option("--per-device", help="Worker processes per device (several small-model trials share a GPU).")] = 1,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Wall-clock seconds for this run; running trials are then interrupted, and resumed from their checkpoints by a later run.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Wall-clock seconds for this run; running trials then stop at their next epoch end, and are resumed from their checkpoints by a later run.")] = None,
+    budget: BudgetOpt = None,
     storage: StorageOpt = None,
     storage_file: StorageFileOpt = None,
     data_dir: DataDirOpt = None,
@@ -102,7 +104,7 @@ def run(
 ):
     """Run a study: create it in storage (or resume it) and train trials on every device slot.
 
-    Example: hpo run --study cpu-quick --n-trials 20
+    Example: hpo run --study cpu-quick --budget 5m
     """
     from hpo import monitor, workers as worker_mod
     from hpo.config import load_study
@@ -112,8 +114,7 @@ def run(
     from hpo.study import create_or_load, hardware_description
 
     config = load_study(study)
-    if n_trials is not None and n_trials < 1:
-        raise ConfigError(f"--n-trials must be at least 1 (got {n_trials})")
+    time_budget = _limits(n_trials, budget)
     slots = worker_mod.plan_slots(devices, per_device, workers)
     url, storage_obj = _storage(storage, storage_file)
     if storage_kind(url) == "sqlite" and len(slots) > 8:
@@ -123,13 +124,14 @@ def run(
     optuna_study = create_or_load(
         config, storage_obj, n_trials=n_trials, dataset_fingerprint=dataset.fingerprint,
         hardware=hardware_description(resolve_device(slots[0].device)), allow_changed_definition=allow_changed_definition,
+        budget=time_budget,
     )
     start = monitor.progress(optuna_study)
-    typer.echo(f"study {config.name} in {mask_url(url)}: {start.finished}/{start.n_trials} finished; "
+    typer.echo(f"study {config.name} in {mask_url(url)}: {start.trials_text} finished; "
                f"{len(slots)} worker(s) on {', '.join(sorted({s.device for s in slots}))}", err=True)
     run_dir = log_dir / safe_component(config.name)
     started = time.time()
-    tick = _live_display(optuna_study, started, start.finished)
+    tick = monitor.LiveDisplay(optuna_study, started, start.finished)
     with tick:
         options = worker_mod.WorkerOptions(study_name=config.name, storage_url=url, data_dir=data_dir,
                                            artifacts=artifacts, timeout=timeout, tensorboard_dir=tensorboard)
@@ -143,42 +145,13 @@ def run(
         raise typer.Exit(130)
 
 
-class _live_display:
-    """Rich live table on a terminal; otherwise one summary line whenever the counts change."""
+def _limits(n_trials: int | None, budget: str | None):
+    """``--n-trials`` checked, and ``--budget`` parsed (None when not given)."""
+    from hpo.budget import parse_budget
 
-    def __init__(self, study, started: float, finished_at_start: int):
-        self.study, self.started, self.finished_at_start = study, started, finished_at_start
-        self.live = None
-        self.last_line = ""
-        self.last_time = 0.0
-
-    def __enter__(self):
-        if sys.stdout.isatty():
-            from rich.live import Live
-
-            self.live = Live(refresh_per_second=1, transient=False)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.live is not None:
-            self.live.__exit__(*exc)
-
-    def __call__(self):
-        from hpo import monitor
-
-        now = time.time()
-        if now - self.last_time < 2:
-            return
-        self.last_time = now
-        snapshot = monitor.progress(self.study, self.started, self.finished_at_start)
-        if self.live is not None:
-            self.live.update(monitor.render(snapshot))
-        else:
-            line = monitor.summary_line(snapshot)
-            if line != self.last_line:
-                typer.echo(line, err=True)
-                self.last_line = line
+    if n_trials is not None and n_trials < 1:
+        raise ConfigError(f"--n-trials must be at least 1 (got {n_trials})")
+    return parse_budget(budget) if budget is not None else None
 
 
 @app.command()
@@ -191,7 +164,8 @@ def worker(
     per_device: Annotated[int, typer.Option("--per-device", help="Worker processes per device.")] = 1,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Total worker processes.")] = None,
     n_trials: Annotated[Optional[int], typer.Option("--n-trials", "-n", help="Change the study-wide budget.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Wall-clock seconds for this worker.")] = None,
+    budget: BudgetOpt = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Wall-clock seconds for this worker; its running trial then stops at its next epoch end.")] = None,
     data_dir: DataDirOpt = None,
     artifacts: ArtifactsOpt = None,
     log_dir: Annotated[Path, typer.Option("--log-dir", help="Per-worker logs go to LOG_DIR/STUDY/.")] = Path("logs"),
@@ -204,13 +178,13 @@ def worker(
     """
     from hpo import monitor, workers as worker_mod
     from hpo.storage import resolve_storage_url, safe_component
-    from hpo.study import ATTR_N_TRIALS
+    from hpo.study import set_limits
 
     url = resolve_storage_url(storage, storage_file)
     safe_component(study)
-    if n_trials is not None:
-        _url, storage_obj = _storage(url, None)
-        _load_stored_study(study, storage_obj).set_user_attr(ATTR_N_TRIALS, int(n_trials))
+    time_budget = _limits(n_trials, budget)
+    if n_trials is not None or time_budget is not None:
+        set_limits(_load_stored_study(study, _storage(url, None)[1]), n_trials, time_budget)
     slots = worker_mod.plan_slots(devices, per_device, workers)
     options = worker_mod.WorkerOptions(study_name=study, storage_url=url, data_dir=data_dir,
                                        artifacts=artifacts, threads=threads, timeout=timeout, tensorboard_dir=tensorboard)
@@ -219,11 +193,10 @@ def worker(
         outcome = worker_mod.launch(options, slots, in_process=True).outcome
         typer.echo(worker_mod.outcome_line(outcome), err=True)
         return
-    _url, storage_obj = _storage(url, None)
-    optuna_study = _load_stored_study(study, storage_obj)
+    optuna_study = _load_stored_study(study, _storage(url, None)[1])
     start = monitor.progress(optuna_study)
     started = time.time()
-    tick = _live_display(optuna_study, started, start.finished)
+    tick = monitor.LiveDisplay(optuna_study, started, start.finished)
     with tick:
         code = worker_mod.launch(options, slots, log_dir=log_dir / study, on_tick=tick).exit_code
     typer.echo(monitor.summary_line(monitor.progress(optuna_study, started, start.finished)))
@@ -302,7 +275,8 @@ def validate(
     typer.echo(
         f"{config.source}: ok: {config.dataset.kind} dataset, objectives {', '.join(config.objectives)}, "
         f"sampler {config.sampler.name}, pruner {config.pruner.name}, {config.epochs} epochs, "
-        f"{config.n_trials} trials; searches {params or 'nothing (all fixed)'}"
+        f"{config.n_trials or 'unlimited'} trials{f', budget {config.budget.describe()}' if config.budget else ''}; "
+        f"searches {params or 'nothing (all fixed)'}"
     )
 
 
@@ -552,9 +526,13 @@ def evaluate(
     if not trial and not pareto_front:
         raise ConfigError("hpo evaluate needs --trial N (repeatable) or --pareto")
     numbers = list(trial or []) + (pareto_trial_numbers(optuna_study) if pareto_front else [])
+    from hpo.analysis.intervals import accuracy_interval, format_interval
+
     for result in evaluate_trials(optuna_study, sorted(set(numbers)), data_dir=data_dir, device=device, artifacts=artifacts):
-        val = f"{result.val_accuracy:.4f}" if result.val_accuracy is not None else "-"
-        typer.echo(f"trial {result.trial:4d}  val accuracy {val}  test accuracy {result.test_accuracy:.4f}  test loss {result.test_loss:.4f}")
+        val = "-" if result.val_accuracy is None else format_interval(
+            result.val_accuracy, accuracy_interval(result.val_accuracy, result.n_val_images))
+        test = format_interval(result.test_accuracy, accuracy_interval(result.test_accuracy, result.n_test_images))
+        typer.echo(f"trial {result.trial:4d}  val accuracy {val}  test accuracy {test}  test loss {result.test_loss:.4f}")
 
 
 @app.command()
@@ -576,11 +554,16 @@ def reproduce(
     def on_epoch(m):
         typer.echo(f"epoch {m.epoch:3d}  val accuracy {m.val_accuracy:.4f}  ({m.epoch_seconds:.1f} s)")
 
+    from hpo.analysis.intervals import accuracy_interval, format_interval
+
     result = reproduce_trial(_stored_study(study, storage, storage_file), trial, data_dir=data_dir, device=device, on_epoch=on_epoch)
+    now = format_interval(result.val_accuracy, accuracy_interval(result.val_accuracy, result.n_val_images))
     stored = f"{result.stored_val_accuracy:.4f}" if result.stored_val_accuracy is not None else "-"
     diff = f"{result.difference:+.4f}" if result.difference is not None else "-"
-    typer.echo(f"trial {trial}: val accuracy {result.val_accuracy:.4f} now, {stored} stored (difference {diff}); "
-               f"training {result.train_seconds:.1f} s now, {result.stored_train_seconds or 0:.1f} s stored")
+    stored_seconds = f"{result.stored_train_seconds:.1f} s" if result.stored_train_seconds is not None else "-"
+    # Both are train_seconds: the sum of the epochs' training + evaluation seconds.
+    typer.echo(f"trial {trial}: val accuracy {now} now, {stored} stored (difference {diff}); "
+               f"train_seconds {result.train_seconds:.1f} s now, {stored_seconds} stored")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -2,7 +2,7 @@
 
 A study names everything one optimisation needs: the dataset, the search space (a file next to
 it or inline), the objectives, the sampler and pruner, the budget (epochs per trial, number of
-trials), constraints, trials to run first, and the seed. Every problem in a file is reported as
+trials, and optionally time: ``budget: {minutes: 5}``, see :mod:`hpo.budget`), constraints, trials to run first, and the seed. Every problem in a file is reported as
 one :class:`~hpo.errors.ConfigError` sentence naming the file and the key, before any training.
 
 The fully resolved study (space inlined, defaults filled in) is what the study stores in its
@@ -29,9 +29,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from hpo.budget import TimeBudget, budget_from_mapping
 from hpo.errors import ConfigError
 from hpo.space import STUDY_OWNED_TRAIN_KEYS, SearchSpace, check_assignment, decode_params, load_space
 from hpo.study_files import display_path, find_study_file
+from hpo.trials import BUDGET_KEY
 from hpo.typed import conforms, field_types, read_yaml, type_name
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ DEFAULT_SEED = 0
 
 _TOP_KEYS = (
     "name", "description", "dataset", "space", "objectives", "sampler", "pruner", "epochs", "n_trials",
-    "train", "constraints", "enqueue", "seed", "hypervolume_reference", "checkpoints",
+    "train", "constraints", "enqueue", "seed", "hypervolume_reference", "checkpoints", BUDGET_KEY,
 )
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
@@ -152,13 +154,14 @@ class StudyConfig:
     sampler: Component
     pruner: Component
     epochs: int
-    n_trials: int
+    n_trials: int | None  # None: no limit but the time budget (a study file with budget: and no n_trials)
     train: Mapping[str, Any]
     constraints: Constraints
     enqueue: tuple[dict, ...]
     seed: int
     hypervolume_reference: HypervolumeReference
     checkpoints: CheckpointPolicy
+    budget: TimeBudget | None = None  # the study's time budget (hpo.budget), or None
     source: str = "<memory>"
 
     def directions(self) -> list[str]:
@@ -198,14 +201,24 @@ class StudyConfig:
         """
         from hpo.trial_config import TrialConfig
 
-        return TrialConfig.from_params(decode_params(self.space, params), self.base_train)
+        return TrialConfig.from_params(decode_params(self.space, params), self.base_train, self.model_defaults)
+
+    @property
+    def model_defaults(self) -> dict[str, Any]:
+        """Knobs every model of the study takes unless its parameters say otherwise.
+
+        A family whose config has an ``image_size`` knob (cnn, mlp, linear) is built for the
+        study's images: an image folder's ``image_size``, 32 for CIFAR (the knob's own default).
+        """
+        return {"image_size": self.dataset.image_size} if self.dataset.kind == "folder" else {}
 
     def to_dict(self) -> dict:
         """The resolved definition: JSON-serialisable, space inlined, defaults filled, fixed key order.
 
-        ``source`` is left out: where a file lives is not part of what it defines.
+        ``source`` is left out: where a file lives is not part of what it defines; ``budget`` is
+        there only when set, so a study without one keeps the dict (and hash) it always had.
         """
-        return {
+        definition = {
             "name": self.name,
             "description": self.description,
             "dataset": _jsonable(dataclasses.asdict(self.dataset)),
@@ -222,6 +235,9 @@ class StudyConfig:
             "hypervolume_reference": self.hypervolume_reference.to_dict(),
             "checkpoints": self.checkpoints.to_dict(),
         }
+        if self.budget is not None:
+            definition[BUDGET_KEY] = self.budget.to_dict()
+        return definition
 
     @classmethod
     def from_dict(cls, data: Mapping, origin: str = "<database>") -> StudyConfig:
@@ -237,9 +253,10 @@ class StudyConfig:
         return _parse_study(_as_written(data), origin=origin, stem=None, base_dir=None)
 
     def definition_hash(self) -> str:
-        """sha256 of the definition, ignoring ``n_trials`` (a budget change is not a new study)."""
+        """sha256 of the definition, ignoring ``n_trials`` and ``budget`` (a budget change is not a new study)."""
         definition = self.to_dict()
         definition.pop("n_trials")
+        definition.pop(BUDGET_KEY, None)
         text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -360,7 +377,9 @@ def _parse_study(
     space = _parse_space_ref(data.get("space"), origin, base_dir)
     objectives = _parse_objectives(data.get("objectives", [PRIMARY_OBJECTIVE]), origin)
     epochs = _int(data, "epochs", DEFAULT_EPOCHS, 1, origin)
-    n_trials = _int(data, "n_trials", DEFAULT_N_TRIALS, 1, origin)
+    budget = None if data.get(BUDGET_KEY) is None else budget_from_mapping(data[BUDGET_KEY], origin=origin)
+    no_n = budget is not None and data.get("n_trials") is None  # a time budget and no n_trials: N has no limit
+    n_trials = None if no_n else _int(data, "n_trials", DEFAULT_N_TRIALS, 1, origin)
     seed = _int(data, "seed", DEFAULT_SEED, 0, origin)
 
     sampler = _parse_component(data.get("sampler"), DEFAULT_SAMPLER, origin, "sampler")
@@ -375,21 +394,9 @@ def _parse_study(
     checkpoints = _parse_checkpoints(data.get("checkpoints"), origin)
 
     return StudyConfig(
-        name=name,
-        description=description,
-        dataset=dataset,
-        space=space,
-        objectives=objectives,
-        sampler=sampler,
-        pruner=pruner,
-        epochs=epochs,
-        n_trials=n_trials,
-        train=train,
-        constraints=constraints,
-        enqueue=enqueue,
-        seed=seed,
-        hypervolume_reference=hv_reference,
-        checkpoints=checkpoints,
+        name=name, description=description, dataset=dataset, space=space, objectives=objectives, sampler=sampler,
+        pruner=pruner, epochs=epochs, n_trials=n_trials, train=train, constraints=constraints, enqueue=enqueue,
+        seed=seed, hypervolume_reference=hv_reference, checkpoints=checkpoints, budget=budget,
         source=source if source is not None else origin,
     )
 

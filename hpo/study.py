@@ -22,7 +22,9 @@ import hpo
 from hpo import compat
 from hpo.config import StudyConfig
 from hpo.errors import HpoError
-from hpo.trials import MAX_RETRIES, SYS_RESUME, SYS_RETRIES, SYS_RETRY_OF, StopReason, TrialRecord, record_attrs, write_record
+from hpo.budget import TimeBudget, stored_budget
+from hpo.trials import (BUDGET_KEY, MAX_RETRIES, SYS_RESUME, SYS_RETRIES, SYS_RETRY_OF, StopReason, TrialRecord,
+                        record_attrs, write_record)
 
 log = logging.getLogger("hpo")
 
@@ -31,7 +33,8 @@ ATTR_DEFINITION = "definition"
 ATTR_DEFINITION_HASH = "definition_hash"
 ATTR_FINGERPRINT = "dataset_fingerprint"
 ATTR_VERSION = "hpo_version"
-ATTR_N_TRIALS = "n_trials"
+ATTR_N_TRIALS = "n_trials"  # the trial budget N; None: no limit (a study with only a time budget)
+ATTR_BUDGET = BUDGET_KEY  # the time budget (hpo.budget.TimeBudget.to_dict()); absent: none
 ATTR_HARDWARE = "hardware"
 
 class StudyDefinitionChanged(HpoError):
@@ -83,9 +86,25 @@ def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     return storage.get_trial(trial_id)
 
 
-def n_trials_of(study: optuna.Study) -> int:
-    """The study-wide budget of finished (COMPLETE + PRUNED) trials."""
-    return int(study.user_attrs.get(ATTR_N_TRIALS, 0))
+def n_trials_of(study: optuna.Study) -> int | None:
+    """The study-wide budget of finished (COMPLETE + PRUNED) trials; None: no limit but the time budget."""
+    attrs = study.user_attrs
+    if ATTR_N_TRIALS in attrs and attrs[ATTR_N_TRIALS] is None:
+        return None
+    return int(attrs.get(ATTR_N_TRIALS, 0))
+
+
+def budget_of(study: optuna.Study) -> TimeBudget | None:
+    """The study-wide time budget, or None."""
+    return stored_budget(study.user_attrs.get(ATTR_BUDGET))
+
+
+def set_limits(study: optuna.Study, n_trials: int | None = None, budget: TimeBudget | None = None) -> None:
+    """Change the study's N and/or time budget (given ones only): neither changes its definition."""
+    if n_trials is not None:
+        study.set_user_attr(ATTR_N_TRIALS, int(n_trials))
+    if budget is not None:
+        study.set_user_attr(ATTR_BUDGET, budget.to_dict())
 
 
 def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -107,17 +126,19 @@ def create_or_load(
     dataset_fingerprint: str,
     hardware: str = "",
     allow_changed_definition: bool = False,
+    budget: TimeBudget | None = None,
 ) -> optuna.Study:
     """Create the study described by ``config`` in ``storage``, or load it if it exists.
 
     A new study stores its definition, enqueues the study's first trials, and names its metrics
-    for optuna-dashboard. An existing study must have the same definition (``n_trials`` aside)
-    unless ``allow_changed_definition``.
+    for optuna-dashboard. An existing study must have the same definition (``n_trials`` and
+    ``budget`` aside) unless ``allow_changed_definition``.
 
     Args:
         config: the validated study definition.
         storage: where the study lives.
         n_trials: the new study-wide budget, or None to keep the stored one (or the file's).
+        budget: the new study-wide time budget, or None to keep the stored one (or the file's).
         dataset_fingerprint: fingerprint of the data this process loaded.
         hardware: a description of the machine, shown in reports.
         allow_changed_definition: run a changed definition against an existing study.
@@ -140,7 +161,10 @@ def create_or_load(
         study.set_user_attr(ATTR_FINGERPRINT, dataset_fingerprint)
         study.set_user_attr(ATTR_VERSION, hpo.__version__)
         study.set_user_attr(ATTR_HARDWARE, hardware)
-        study.set_user_attr(ATTR_N_TRIALS, int(n_trials if n_trials is not None else config.n_trials))
+        file_n = None if config.n_trials is None else int(config.n_trials)
+        study.set_user_attr(ATTR_N_TRIALS, int(n_trials) if n_trials is not None else file_n)
+        if budget is not None or config.budget is not None:
+            study.set_user_attr(ATTR_BUDGET, (budget or config.budget).to_dict())
         from hpo.space import encode_params
 
         for params in config.enqueue:
@@ -155,7 +179,7 @@ def create_or_load(
         )
     if stored_hash != config.definition_hash():
         changed = _diff_keys(study.user_attrs.get(ATTR_DEFINITION, {}), definition)
-        changed = [k for k in changed if k != "n_trials"] or ["(definition hash)"]
+        changed = [k for k in changed if k.split(".")[0] not in (ATTR_N_TRIALS, ATTR_BUDGET)] or ["(definition hash)"]
         if not allow_changed_definition:
             raise StudyDefinitionChanged(
                 f"{config.source}: the definition differs from study {config.name!r} stored in this storage "
@@ -167,8 +191,7 @@ def create_or_load(
         study.set_user_attr(ATTR_DEFINITION_HASH, config.definition_hash())
         study.set_user_attr(ATTR_FINGERPRINT, dataset_fingerprint)
     check_fingerprint(study, dataset_fingerprint)
-    if n_trials is not None:
-        study.set_user_attr(ATTR_N_TRIALS, int(n_trials))
+    set_limits(study, n_trials, budget)
     return study
 
 

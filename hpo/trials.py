@@ -92,6 +92,8 @@ PARAM_COUNT = "param_count"
 TRAIN_SECONDS = "train_seconds"
 MACS = "macs"
 TEST_ACCURACY = "test_accuracy"
+N_VAL_IMAGES = "n_val_images"  # the images behind val_accuracy: its interval's n (hpo.analysis.intervals)
+N_TEST_IMAGES = "n_test_images"  # the images behind test_accuracy
 
 OBJECTIVES: dict[str, Objective] = {
     VAL_ACCURACY: Objective(VAL_ACCURACY, MAXIMIZE, "fraction of validation images", "Validation accuracy",
@@ -352,6 +354,7 @@ INTEGER_FIELDS = frozenset({"param_count", "macs", "epochs_run", "peak_memory_by
 REPORTED_FIELDS: tuple[str, ...] = (
     "val_accuracy", "param_count", "macs", "train_seconds", "epochs_run", "images_per_second", "device_name",
     "peak_memory_bytes", "train_accuracy", "train_loss", "val_loss", "checkpoint", "stop_reason", "test_accuracy",
+    "n_val_images", "n_test_images",
 )
 
 
@@ -398,3 +401,8 @@ SYS_GRID_ID = "grid_id"  # trial: the point Optuna's GridSampler gave it
 WORKER_PRESENCE_PREFIX = "hpo:worker:"  # study: hpo:worker:<id> -> {host, pid, device, time}
 CHECKPOINT_REMOVED_PREFIX = "hpo:checkpoint_removed:"  # study: hpo:checkpoint_removed:<number> -> True
 TEST_ACCURACY_PREFIX = "test_accuracy:"  # study: test_accuracy:<number> -> accuracy (finished trials are read-only)
+TEST_IMAGES_PREFIX = "test_images:"  # study: test_images:<number> -> the images that accuracy was measured on
+
+# The study's time budget: the study-file and definition key, and the study user attribute that holds
+# it ({"seconds": ...} or {"device_hours": ...}), changed like n_trials. Not the ``budget`` stop reason.
+BUDGET_KEY = "budget"

@@ -79,7 +79,8 @@ def _string_literals(path: Path) -> list[tuple[int, str]]:
 RECORD_NAMES = {f.name for f in dataclasses.fields(trials.TrialRecord)} - {"extra"}
 STOP_REASONS = {reason.value for reason in trials.StopReason}
 SYSTEM_KEYS = {trials.SYS_RETRY_OF, trials.SYS_RETRIES, trials.SYS_RESUME, trials.SYS_WORKER, trials.SYS_HEARTBEAT,
-               trials.WORKER_PRESENCE_PREFIX, trials.CHECKPOINT_REMOVED_PREFIX, trials.TEST_ACCURACY_PREFIX}
+               trials.WORKER_PRESENCE_PREFIX, trials.CHECKPOINT_REMOVED_PREFIX, trials.TEST_ACCURACY_PREFIX,
+               trials.TEST_IMAGES_PREFIX}
 
 
 # The same word in another role: CheckpointError.reason names the kind of failure (such a trial

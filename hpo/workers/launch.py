@@ -195,7 +195,9 @@ def launch(
     Each worker gets ``options`` with its slot's device and threads (``options.threads`` wins when
     set). In a process, the first SIGINT/SIGTERM is passed on to the workers, which record their
     running trials as ``interrupted`` and exit; a second one kills them at once. ``options.timeout``
-    bounds the run: the workers are then interrupted the same way.
+    bounds the run: each worker stops its running trial at the next epoch end after it (recorded as
+    ``interrupted``, queued to resume) and exits; a worker still running :func:`timeout_grace`
+    seconds later (an epoch that never ends) is interrupted like on Ctrl-C.
 
     Args:
         options: The settings every worker shares (study, storage, data, artifacts, timeout).
@@ -219,6 +221,9 @@ def launch(
         return LaunchResult(0, run_worker(_slot_options(options, slots[0])))
     if log_dir is None:
         raise ValueError("worker processes need a log_dir")
+    if options.timeout and options.timeout_at is None:
+        # Every worker stops at the same moment, the run's timeout, however long its start-up took.
+        options = dataclasses.replace(options, timeout_at=time.time() + options.timeout)
     procs = _start_processes(options, slots, log_dir)
     return LaunchResult(_wait(procs, options.timeout, on_tick, tick_seconds))
 
@@ -250,6 +255,12 @@ def _signal_all(procs: Sequence[subprocess.Popen], signum: int) -> None:
                 pass
 
 
+def timeout_grace(timeout: float) -> float:
+    """How long after ``--timeout`` the launcher waits for workers to reach an epoch end before it
+    interrupts them: a quarter of the timeout, at least a minute."""
+    return max(60.0, timeout / 4)
+
+
 def _wait(procs: list[subprocess.Popen], timeout: float | None, on_tick: Callable[[], None] | None,
           tick_seconds: float) -> int:
     # Wait for the worker processes, forwarding signals, applying the timeout and ticking the display.
@@ -260,15 +271,15 @@ def _wait(procs: list[subprocess.Popen], timeout: float | None, on_tick: Callabl
         _signal_all(procs, signal.SIGKILL if interrupts[0] > 1 else signal.SIGINT)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = time.monotonic() + timeout + timeout_grace(timeout) if timeout else None
     timed_out = False
     try:
         while any(p.poll() is None for p in procs):
             if deadline is not None and not timed_out and time.monotonic() >= deadline:
-                # The timeout bounds the run: running trials are interrupted like on Ctrl-C, and
-                # resumed from their checkpoints by the next run.
+                # The workers stop at the epoch end after the timeout by themselves; one that is
+                # still running now is interrupted like on Ctrl-C (resumed by the next run).
                 timed_out = True
-                log.info("timeout reached: interrupting the workers")
+                log.info("timeout passed %.0f s ago: interrupting the workers", timeout_grace(timeout))
                 _signal_all(procs, signal.SIGINT)
             _tick(on_tick)
             time.sleep(tick_seconds)

@@ -24,13 +24,16 @@ from optuna.trial import TrialState
 
 from hpo import compat
 from hpo import study as studies
+from hpo.budget import AliveInterval
 from hpo.storage import write_trial_user_attrs
 from hpo.trials import SYS_HEARTBEAT, WORKER_PRESENCE_PREFIX, StopReason, TrialRecord, record_attrs
 
 log = logging.getLogger("hpo")
 
 STALE_HEARTBEATS = 3  # a trial is stale after this many missed heartbeat intervals
-PRESENCE_TIME = "time"  # the presence record's field holding the unix time of the worker's last beat
+PRESENCE_TIME = "time"  # the presence record's field holding the unix time of the worker's last beat (0: left)
+PRESENCE_STARTED = "started"  # unix time this worker's current life began (its alive interval's start)
+PRESENCE_CLOSED = "closed"  # [[start, end], ...]: the alive intervals of its earlier lives (closed when it left)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Heartbeat(threading.Thread):
         self.trial_id: int | None = None
         self.worker_id, self.info = worker_id, dict(info)
         self._stop_event = threading.Event()
+        self.started = time.time()
+        self.closed = _earlier_lives(storage, study_id, worker_id)
 
     @classmethod
     def for_study(cls, study: optuna.Study, worker_id: str, info: Mapping[str, Any]) -> Heartbeat:
@@ -84,7 +89,10 @@ class Heartbeat(threading.Thread):
         """Write the time into the running trial (if any) and the worker's presence."""
         self.beat_trial(self.trial_id)
         self._write(self.storage.set_study_system_attr, self.study_id, WORKER_PRESENCE_PREFIX + self.worker_id,
-                    {**self.info, PRESENCE_TIME: time.time()})
+                    self._record(time.time()))
+
+    def _record(self, beat: float) -> dict[str, Any]:
+        return {**self.info, PRESENCE_TIME: beat, PRESENCE_STARTED: self.started, PRESENCE_CLOSED: self.closed}
 
     def beat_trial(self, trial_id: int | None) -> None:
         """Write the time into trial ``trial_id`` (the worker calls it once when the trial starts)."""
@@ -92,10 +100,13 @@ class Heartbeat(threading.Thread):
             self._write(self.storage.set_trial_system_attr, trial_id, SYS_HEARTBEAT, time.time())
 
     def leave(self) -> None:
-        """Mark the worker gone (presence time 0), so that ``live_workers`` stops listing it at once."""
+        """Mark the worker gone (presence time 0), so that ``live_workers`` stops listing it at once, and
+        close its alive interval (what the study's time budget measures)."""
+        closed = [*self.closed, [self.started, time.time()]]
         try:
             self.storage.set_study_system_attr(self.study_id, WORKER_PRESENCE_PREFIX + self.worker_id,
-                                               {**self.info, PRESENCE_TIME: 0})
+                                               {**self.info, PRESENCE_TIME: 0, PRESENCE_STARTED: None,
+                                                PRESENCE_CLOSED: closed})
         except Exception:  # the storage is down: the presence goes stale by itself
             pass
 
@@ -116,6 +127,49 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         """End the thread after its current beat."""
         self._stop_event.set()
+
+
+def _earlier_lives(storage: optuna.storages.BaseStorage, study_id: int, worker_id: str) -> list[list[float]]:
+    # A worker id used before (an explicit --worker-id, a reused pid): keep that life's intervals.
+    try:
+        record = storage.get_study_system_attrs(study_id).get(WORKER_PRESENCE_PREFIX + worker_id)
+    except Exception:
+        return []
+    return [[s, e] for s, e in _record_intervals(record, now=0.0, stale_after=0.0)] if isinstance(record, dict) else []
+
+
+def _record_intervals(record: Mapping[str, Any], now: float, stale_after: float) -> list[tuple[float, float]]:
+    """A presence record's alive intervals: its closed ones, and the current life up to its last beat
+    (up to ``now`` while the record is fresh)."""
+    spans = [(float(s), float(e)) for s, e in (record.get(PRESENCE_CLOSED) or ()) if e is not None and s is not None]
+    started, beat = record.get(PRESENCE_STARTED), float(record.get(PRESENCE_TIME) or 0)
+    if started is not None and beat > 0:
+        spans.append((float(started), now if now - beat <= stale_after else beat))
+    return spans
+
+
+def alive_intervals(study: optuna.Study, now: float | None = None) -> tuple[list[AliveInterval], list[AliveInterval]]:
+    """Every worker's alive intervals, from the presence records (what the time budget measures).
+
+    A live worker's current interval runs up to ``now``; a worker that stopped beating without
+    leaving (killed) ends at its last beat once it is stale.
+
+    Returns:
+        ``(all intervals, the current intervals of live workers)``.
+    """
+    now = time.time() if now is None else now
+    limit = STALE_HEARTBEATS * heartbeat_seconds()
+    every, live = [], []
+    for key, value in compat.storage_of(study).get_study_system_attrs(compat.study_id(study)).items():
+        if not (key.startswith(WORKER_PRESENCE_PREFIX) and isinstance(value, dict)):
+            continue
+        worker, host, device = key[len(WORKER_PRESENCE_PREFIX):], str(value.get("host", "")), str(value.get("device", ""))
+        for start, end in _record_intervals(value, now, limit):
+            interval = AliveInterval(worker, host, device, start, end)
+            every.append(interval)
+            if end == now:
+                live.append(interval)
+    return every, live
 
 
 def live_workers(study: optuna.Study, now: float | None = None) -> list[dict]:

@@ -72,6 +72,8 @@ class TrialContext:
         trainer: The training function (``hpo.train.train`` when None).
         model_builder: ``(trial_config, num_classes) -> model`` (``TrialConfig.build_model`` when None).
         faults: An ``hpo.faults.FaultPlan`` handed to the trainer (tests), or None.
+        deadline: A ``hpo.workers.deadline.WorkerDeadline`` checked after every epoch but the
+            last, or None.
     """
 
     study: optuna.Study
@@ -87,6 +89,7 @@ class TrialContext:
     trainer: Trainer | None = None
     model_builder: Callable[[TrialConfig, int], torch.nn.Module] | None = None
     faults: FaultPlan | None = None
+    deadline: Any = None
 
     def __post_init__(self) -> None:
         if self.trainer is None:
@@ -139,11 +142,14 @@ class TrialRun:
         """Run the trial and return the state and values to tell Optuna.
 
         User attributes are written on the way (model size, per-epoch history, checkpoint).
-        Interrupts (KeyboardInterrupt) propagate, for the caller to record them.
+        Interrupts (KeyboardInterrupt) propagate, for the caller to record them, and so does the
+        worker's timeout (``StopAtEpochEnd`` with ``interrupted``); the study's deadline ends the
+        trial PRUNED with ``deadline`` and the value it reached.
         """
         from hpo.train import TrainingStopped
+        from hpo.workers.deadline import StopAtEpochEnd
 
-        config = self.ctx.config.space.sample(self.trial, self.ctx.config.base_train)
+        config = self.ctx.config.space.sample(self.trial, self.ctx.config.base_train, self.ctx.config.model_defaults)
         self.trial.storage.set_trial_system_attr(compat.trial_id(self.trial), SYS_WORKER, self.ctx.worker_id)
         model = self._build(config)
         size = self._measure(model)
@@ -159,6 +165,11 @@ class TrialRun:
         except TrainingStopped as stop:
             self._record_result(stop_reason=stop.reason, error=str(stop))
             return TrialState.PRUNED, None
+        except StopAtEpochEnd as stop:
+            if stop.reason != StopReason.DEADLINE:
+                raise
+            self._record_result(stop_reason=StopReason.DEADLINE)
+            return TrialState.PRUNED, None  # Optuna keeps the last reported value, as for pruned trials
         except torch.OutOfMemoryError as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else ""
             self._record_result(stop_reason=StopReason.OOM, error=f"out of memory on {self.ctx.device}: {first_line}")
@@ -181,7 +192,9 @@ class TrialRun:
         # Size first, then the constraints: a trial over them costs no training.
         from hpo.models import count_macs, count_params
 
-        param_count, macs = int(count_params(model)), int(count_macs(model, (3, 32, 32)))
+        # MACs at the resolution the model trains on (an image folder's image_size, 32 for CIFAR).
+        image_shape = tuple(int(d) for d in self.ctx.dataset.train.images.shape[1:])  # (3, H, W)
+        param_count, macs = int(count_params(model)), int(count_macs(model, image_shape))
         _write(self.trial, param_count=param_count, macs=macs)
         limits = self.ctx.config.constraints
         violation = 0.0
@@ -240,6 +253,7 @@ class TrialRun:
 
         Raises:
             optuna.TrialPruned: the pruner stops the trial (never after the last epoch).
+            StopAtEpochEnd: the study's deadline or the worker's timeout passed (never after the last epoch).
         """
         self.history.append(metrics.to_dict())
         if self.writer is not None:
@@ -252,9 +266,12 @@ class TrialRun:
         # One write per epoch, before the pruner: mo_asha reads this history.
         _write(self.trial, history=self.history, checkpoint=uploaded or None)
         self._report(metrics)
-        # Never prune after the last epoch: its compute is already spent.
-        if metrics.epoch < self.ctx.config.epochs and self.ctx.pruner.should_prune(
-                self.ctx.study, self.trial, metrics.epoch, metrics):
+        # Never prune or stop after the last epoch: its compute is already spent.
+        if metrics.epoch >= self.ctx.config.epochs:
+            return
+        if self.ctx.deadline is not None:
+            self.ctx.deadline.check()  # raises StopAtEpochEnd at the study's deadline or the worker's timeout
+        if self.ctx.pruner.should_prune(self.ctx.study, self.trial, metrics.epoch, metrics):
             raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch}")
 
     def _report(self, metrics: EpochMetrics) -> None:
@@ -273,7 +290,9 @@ class TrialRun:
                           train_loss=float(last.train_loss), val_accuracy=float(last.val_accuracy),
                           val_loss=float(last.val_loss), epochs_run=int(last.epoch),
                           # Compute time: training + evaluation epochs, without checkpoint writes and storage calls.
-                          train_seconds=train_seconds_of(history))
+                          train_seconds=train_seconds_of(history),
+                          # The n of val_accuracy's interval (a test's stand-in dataset may have no splits).
+                          n_val_images=len(self.ctx.dataset.val) if hasattr(self.ctx.dataset, "val") else None)
         _write(self.trial, **fields)
 
     def _finish(self, result: Any, size: _Size) -> tuple[TrialState, list[float] | None]:

@@ -11,6 +11,12 @@ Budget (DECISIONS.md): ``n_trials`` counts COMPLETE + PRUNED trials study-wide. 
 only while COMPLETE + PRUNED + RUNNING < N, and waits while the remainder is in flight elsewhere.
 After ``ask`` it ranks its trial among COMPLETE + PRUNED + RUNNING + WAITING by number; a trial
 ranked beyond N (a concurrent worker took the last slot) ends as FAIL ``budget`` before training.
+
+Time budget (:mod:`hpo.budget`): a study may also have one, and then ends at exactly N or at its
+deadline, whichever comes first (N may be unlimited). Past the deadline no new or queued trial
+starts, and a running trial stops at its next epoch end, PRUNED with ``deadline``
+(:mod:`hpo.workers.deadline`). A worker's ``timeout`` stops its running trial at the next epoch end
+too, recorded as on Ctrl-C (``interrupted``, queued to resume).
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from optuna.trial import TrialState
 
 from hpo import compat
 from hpo import study as studies
-from hpo.config import StudyConfig
+from hpo.config import DEFAULT_N_TRIALS, StudyConfig
 from hpo.errors import HpoError
 from hpo.trials import StopReason, TrialRecord, write_record
+from hpo.workers.deadline import StopAtEpochEnd, WorkerDeadline
 from hpo.workers.liveness import Heartbeat, WorkerInfo, reap_stale_trials
 from hpo.workers.trial import Trainer, TrialContext, run_trial, trial_constraints
 
@@ -61,8 +68,10 @@ def budget_state(study: optuna.Study) -> BudgetState:
                        counts[TrialState.WAITING])
 
 
-def next_action(state: BudgetState, n_trials: int) -> str:
-    """``ask``, ``wait`` (the rest of the budget is in flight elsewhere) or ``stop``."""
+def next_action(state: BudgetState, n_trials: int | None) -> str:
+    """``ask``, ``wait`` (the rest of the budget is in flight elsewhere) or ``stop`` (None: no limit N)."""
+    if n_trials is None:
+        return "ask"
     if state.finished >= n_trials:
         return "stop"
     if state.waiting > 0 or state.finished + state.running < n_trials:
@@ -70,21 +79,23 @@ def next_action(state: BudgetState, n_trials: int) -> str:
     return "wait"
 
 
-def beyond_budget(study: optuna.Study, trial_number: int, n_trials: int) -> bool:
+def beyond_budget(study: optuna.Study, trial_number: int, n_trials: int | None) -> bool:
     """Whether ``trial_number`` ranks beyond ``n_trials`` among live and finished trials."""
+    if n_trials is None:
+        return False
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     numbers = sorted(t.number for t in study.get_trials(deepcopy=False, states=states))
     return trial_number in numbers[n_trials:]
 
 
-def check_failure_streak(study: optuna.Study, n_trials: int, since_number: int = 0) -> None:
+def check_failure_streak(study: optuna.Study, n_trials: int | None, since_number: int = 0) -> None:
     """Stop a study that only fails: N consecutive FAILs, or 100 consecutive constraint violations.
 
     Interrupted, lost and budget trials do not count: they are not the configuration's fault.
 
     Args:
         study: The study.
-        n_trials: Its budget N.
+        n_trials: Its budget N (None, no limit: the streak limit is ``DEFAULT_N_TRIALS``).
         since_number: only trials numbered from here count (the study's size when this worker
             joined), so that a run started after fixing the cause (disk freed, memory) gets its
             own N attempts instead of stopping at once on the previous run's failures.
@@ -111,7 +122,7 @@ def check_failure_streak(study: optuna.Study, n_trials: int, since_number: int =
             constraint_fails += 1
         else:
             fails += 1
-    if fails >= max(n_trials, 1):
+    if fails >= max(DEFAULT_N_TRIALS if n_trials is None else n_trials, 1):
         error = last.error if last.error is not None else "no message"
         raise HpoError(
             f"study {study.study_name!r} stopped after {fails} consecutive failed trials (last: trial {last_number}, "
@@ -124,20 +135,27 @@ def check_failure_streak(study: optuna.Study, n_trials: int, since_number: int =
         )
 
 
-def plan_next(study: optuna.Study, sampler: optuna.samplers.BaseSampler, since_number: int = 0) -> tuple[str, int]:
+def plan_next(study: optuna.Study, sampler: optuna.samplers.BaseSampler, since_number: int = 0,
+              deadline: WorkerDeadline | None = None) -> tuple[str, int | None]:
     """The worker loop's study-wide checks before each trial, and what to do next.
 
-    Reaps trials whose workers were lost, stops a study that only fails (``check_failure_streak``)
-    and applies the budget rule.
+    Reaps trials whose workers were lost, stops at the study's deadline or the worker's timeout,
+    stops a study that only fails (``check_failure_streak``) and applies the budget rule.
 
     Returns:
-        ``(action, n_trials)``: action is ``ask``, ``wait``, ``stop`` or ``exhausted`` (a grid
-        sampler has no configuration left); n_trials is the study's current budget.
+        ``(action, n_trials)``: action is ``ask``, ``wait``, ``stop``, ``spent`` (the time budget
+        is spent), ``timeout`` (the worker's own) or ``exhausted`` (a grid sampler has no
+        configuration left); n_trials is the study's current budget (None: no limit).
     """
     from hpo.samplers import sampler_exhausted
 
     n_trials = studies.n_trials_of(study)
     reap_stale_trials(study)
+    if deadline is not None:
+        deadline.refresh()
+        reason = deadline.reason()
+        if reason is not None:
+            return ("spent" if reason == StopReason.DEADLINE else "timeout"), n_trials
     check_failure_streak(study, n_trials, since_number=since_number)
     action = next_action(budget_state(study), n_trials)
     if action == "ask" and sampler_exhausted(sampler, study):
@@ -186,6 +204,7 @@ class WorkerOptions:
     artifacts: str | None = None
     threads: int | None = None
     timeout: float | None = None  # wall-clock seconds for this worker
+    timeout_at: float | None = None  # unix time the timeout ends (set by launch, so that all its workers agree)
     tensorboard_dir: str | None = None
     max_trials: int | None = None  # stop after this many trials of this worker (tests, benchmarks)
 
@@ -240,6 +259,7 @@ def run_worker(options: WorkerOptions, trainer: Trainer | None = None) -> dict[s
 
     worker_id = options.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     ctx, sampler = _prepare(options, worker_id, trainer)
+    ctx.deadline = WorkerDeadline(ctx.study, options.timeout_at - time.time() if options.timeout_at else options.timeout or None)
     info = WorkerInfo(host=socket.gethostname(), pid=os.getpid(), device=str(ctx.device),
                       device_name=device_name(ctx.device))
     presence = Heartbeat.for_study(ctx.study, worker_id, dataclasses.asdict(info))
@@ -259,19 +279,19 @@ def run_worker(options: WorkerOptions, trainer: Trainer | None = None) -> dict[s
         presence.leave()
 
 
+_STOP_MESSAGES = {"exhausted": "the grid is exhausted", "spent": "the study's time budget is spent",
+                  "timeout": "timeout reached"}
+
+
 def _trial_loop(ctx: TrialContext, sampler: Any, presence: Heartbeat, options: WorkerOptions) -> dict[str, int]:
-    deadline = time.monotonic() + options.timeout if options.timeout else None
     first_number = len(ctx.study.get_trials(deepcopy=False))  # the failure streak counts this worker's era only
     outcome: dict[str, int] = {}
     while True:
-        if deadline is not None and time.monotonic() >= deadline:
-            log.info("worker %s: timeout reached", ctx.worker_id)
-            break
         if options.max_trials is not None and sum(outcome.values()) >= options.max_trials:
             break
-        action, n_trials = plan_next(ctx.study, sampler, since_number=first_number)
-        if action == "exhausted":
-            log.info("worker %s: the grid is exhausted", ctx.worker_id)
+        action, n_trials = plan_next(ctx.study, sampler, since_number=first_number, deadline=ctx.deadline)
+        if action in _STOP_MESSAGES:
+            log.info("worker %s: %s", ctx.worker_id, _STOP_MESSAGES[action])
             break
         if action == "stop":
             break
@@ -283,7 +303,7 @@ def _trial_loop(ctx: TrialContext, sampler: Any, presence: Heartbeat, options: W
     return outcome
 
 
-def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int, heartbeat: Heartbeat) -> TrialState:
+def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int | None, heartbeat: Heartbeat) -> TrialState:
     """Ask one trial, run it, tell its result.
 
     Returns:
@@ -312,6 +332,11 @@ def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int, heartbeat: He
         except HpoError as exc:
             write_record(trial, stop_reason=StopReason.ERROR, error=str(exc))
             state, values = TrialState.FAIL, None
+        except StopAtEpochEnd:
+            # The worker's timeout passed (the study's deadline is handled by the trial run): as on
+            # Ctrl-C, the trial is interrupted and queued to resume, but the worker ends normally.
+            _record_interrupt(study, trial)
+            return TrialState.FAIL
         except Exception as exc:  # a bug in one configuration must not stop the study
             log.exception("trial %d failed", trial.number)
             studies.record_error(trial, exc)
