@@ -77,12 +77,15 @@ class TrialConfig:
     params: dict
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], base: TrainConfig) -> TrialConfig:
+    def from_params(cls, params: Mapping[str, Any], base: TrainConfig,
+                    model_defaults: Mapping[str, Any] | None = None) -> TrialConfig:
         """Build a trial's configuration from its (decoded) search-space values.
 
         Args:
             params: Parameter name -> value, as :func:`hpo.space.suggest` returns them.
             base: The study's trainer config (``StudyConfig.base_train``); the values override it.
+            model_defaults: Knobs for families whose config has them, unless ``params`` sets them
+                (``StudyConfig.model_defaults``: the image size of an image-folder study).
 
         Returns:
             The TrialConfig.
@@ -91,7 +94,7 @@ class TrialConfig:
             ConfigError: no ``model``, a knob of another family, an unknown knob or trainer option,
                 or a value the model config or ``TrainConfig`` refuses.
         """
-        from hpo.models.registry import make_config
+        from hpo.models.registry import families, make_config
 
         if "model" not in params:
             raise ConfigError("trial parameters have no model: add model: <family> to the search space")
@@ -110,6 +113,8 @@ class TrialConfig:
                 knobs[knob] = value
             else:
                 train[name] = value
+        knob_names = {f.name for f in dataclasses.fields(families()[family].config_cls)} if family in families() else ()
+        knobs = {**{k: v for k, v in (model_defaults or {}).items() if k in knob_names}, **knobs}
         return cls(family=family, model=make_config(family, **knobs), train=TrainConfig.from_dict(train),
                    params=dict(params))
 

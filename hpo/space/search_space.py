@@ -199,19 +199,20 @@ class SearchSpace:
 
         return load_space(data, origin=origin)
 
-    def sample(self, trial: Any, base: TrainConfig) -> TrialConfig:
+    def sample(self, trial: Any, base: TrainConfig, model_defaults: Mapping[str, Any] | None = None) -> TrialConfig:
         """Sample one trial's configuration: suggest every active parameter, then build the configs.
 
         Args:
             trial: An ``optuna.Trial`` (or anything with its ``suggest_*`` methods).
             base: The study's trainer config (``StudyConfig.base_train``); sampled values override it.
+            model_defaults: Knobs the study gives every model that has them (``StudyConfig.model_defaults``).
 
         Returns:
             The typed TrialConfig, its ``params`` the values :func:`suggest` returned.
         """
         from hpo.trial_config import TrialConfig
 
-        return TrialConfig.from_params(suggest(trial, self), base)
+        return TrialConfig.from_params(suggest(trial, self), base, model_defaults)
 
 
 # ---------------------------------------------------------------------------------------------
