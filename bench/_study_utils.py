@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "out"
-BASE_STUDY = "cpu-quick"  # the search space and trainer settings the benchmarks start from
+BASE_STUDY = "cpu-small"  # the search space and trainer settings the benchmarks start from (the pre-0.2 Quickstart)
 
 
 # ----------------------------------------------------------------------------------------------

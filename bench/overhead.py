@@ -92,6 +92,13 @@ def linear_model(trial_config, num_classes: int):
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, num_classes))
 
 
+class _Shape(SimpleNamespace):
+    """A split reduced to what the trial run reads of it: its tensors' shapes and its length."""
+
+    def __len__(self) -> int:
+        return len(getattr(self, "labels", ()))
+
+
 def open_study(base_config, url: str, name: str, seed: int, work_dir: Path) -> Worker:
     """Create the benchmark study and load it as a worker does (sampler, pruner, retrying storage)."""
     import torch
@@ -108,7 +115,10 @@ def open_study(base_config, url: str, name: str, seed: int, work_dir: Path) -> W
     worker_id = "bench-overhead"
     study, sampler, pruner = load_worker_study(storage, name, config, worker_id)
     classes = [f"class{i}" for i in range(config.dataset.n_classes)]
-    ctx = TrialContext(study=study, config=config, dataset=SimpleNamespace(classes=classes), device=torch.device("cpu"),
+    # No images are trained on: the dataset is its shape (what the trial run measures MACs and intervals with).
+    dataset = SimpleNamespace(classes=classes, train=_Shape(images=torch.zeros(0, 3, 32, 32, dtype=torch.uint8)),
+                              val=_Shape(labels=torch.zeros(800, dtype=torch.long)))
+    ctx = TrialContext(study=study, config=config, dataset=dataset, device=torch.device("cpu"),
                        artifact_store=open_artifact_store(work_dir / f"{name}-artifacts"),
                        feature_cache_dir=work_dir / "features", pruner=pruner, worker_id=worker_id,
                        scratch_dir=work_dir / f"{name}-scratch", model_builder=linear_model)

@@ -187,3 +187,35 @@ def test_time_to_accuracy_end_to_end(image_folder, tmp_path, capsys, monkeypatch
         assert report["time_to_target"][name]["epoch"] == 1  # any accuracy reaches 0.01: stops after epoch 1
         assert len(report["curves"][name]) == 1
     assert report["trainer_config"]["epochs"] == 2
+
+
+def test_quickstart_figures_of_a_stored_study(tmp_path):
+    """bench/quickstart.py's reading of a study: front, architectures, decades, sampled, best vs reference."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    import quickstart
+
+    url = f"sqlite:///{tmp_path}/q.db"
+    study = optuna.create_study(study_name="q", storage=url, directions=["maximize", "minimize", "minimize"])
+    dist = {"model": CategoricalDistribution(["cnn", "linear"]), "cnn.channels": CategoricalDistribution(["[4]", "[8]"])}
+
+    def add(params, acc, size, seconds, enqueued=False, state=TrialState.COMPLETE):
+        study.add_trial(create_trial(
+            state=state, values=[acc, size, seconds] if state == TrialState.COMPLETE else None, params=params,
+            distributions={k: dist[k] for k in params},
+            user_attrs={"val_accuracy": acc, "param_count": size, "train_seconds": seconds, "n_val_images": 800},
+            system_attrs={"fixed_params": params} if enqueued else {}))
+
+    add({"model": "cnn", "cnn.channels": "[8]"}, 0.70, 8000, 2.0, enqueued=True)  # the reference, dominated
+    add({"model": "cnn", "cnn.channels": "[4]"}, 0.72, 3000, 1.0)  # dominates the reference
+    add({"model": "linear"}, 0.55, 12000, 0.2)  # the fastest: on the 3-d front, not on acc x params
+    add({"model": "cnn", "cnn.channels": "[4]"}, 0.60, 3000, 1.5)  # dominated
+    add({"model": "linear"}, 0.10, 12000, 0.1, state=TrialState.PRUNED)
+    figures = quickstart.analyse(url, "q")
+    assert (figures["trials"], figures["complete"], figures["front"]) == (5, 4, 2)
+    assert figures["front_architectures"] == 2 and figures["front_decades"] == pytest.approx(0.6, abs=0.01)
+    assert figures["front_also_acc_x_params"] == 1 and figures["front_sampled"] == 2
+    assert figures["reference"][0] == 0.70 and figures["best_sampled"][0] == 0.72
+    assert figures["best_sampled_ok"] is True

@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hpo.pruners import create_pruner
 from hpo.config import StudyConfig, load_study
 from hpo.space import SearchSpace, encode_params, load_space, suggest
 from hpo.train_config import TrainConfig
@@ -21,9 +22,9 @@ SPACE_FILES = sorted((ROOT / "search_spaces").glob("*.yaml"))
 def test_shipped_files_exist():
     assert {p.stem for p in STUDY_FILES} >= {
         "densenet-mini", "resnet-mini", "preact-resnet-mini", "vgg-mini", "transfer-mini", "ladder",
-        "cpu-quick", "densenet-mini-mo", "cifar10-resnet", "cifar10-densenet", "cifar100-resnet",
+        "cpu-quick", "cpu-small", "densenet-mini-mo", "cifar10-resnet", "cifar10-densenet", "cifar100-resnet",
     }
-    assert {p.stem for p in SPACE_FILES} >= {"resnet", "preact_resnet", "densenet", "vgg", "transfer", "ladder", "small"}
+    assert {p.stem for p in SPACE_FILES} >= {"resnet", "preact_resnet", "densenet", "vgg", "transfer", "ladder", "small", "quick"}
 
 
 def _check_configs(values: dict) -> None:
@@ -122,11 +123,20 @@ def test_transfer_space_offers_no_augmentation_when_frozen():
 
 def test_cpu_quick_is_small():
     study = load_study(ROOT / "studies" / "cpu-quick.yaml")
-    assert study.n_trials == 20 and study.epochs <= 4
-    # R 5 and 4 epochs: 20 trials in about 5 minutes on 2 idle cores (measured, README)
-    assert study.dataset.kind == "minicifar" and study.dataset.R >= 5
-    assert study.pruner.name == "asha" and study.pruner.args["min_resource"] == 1
+    # Its own budget ends it: 4 minutes of worker time, N open (5 minutes in all on 2 cores, BENCHMARKS.md).
+    assert study.budget is not None and study.budget.seconds == 240 and not study.budget.device and study.n_trials is None
+    assert study.epochs <= 4 and study.dataset.kind == "minicifar" and study.dataset.R >= 5
+    assert study.objectives == ("val_accuracy", "param_count", "train_seconds")
+    # Judged once, at epoch 2 of 4: no trial is stopped after three quarters of its cost.
+    pruner = create_pruner(study.pruner.name, study.pruner.args, objectives=study.objectives, epochs=study.epochs)
+    assert pruner.rungs() == [2]
     assert isinstance(study.space, SearchSpace)
+
+
+def test_cpu_small_is_the_previous_quickstart():
+    study = load_study(ROOT / "studies" / "cpu-small.yaml")
+    assert study.n_trials == 20 and study.epochs == 4 and study.objectives == ("val_accuracy",)
+    assert study.pruner.name == "asha" and study.pruner.args["min_resource"] == 1
 
 
 def test_multi_objective_study():

@@ -30,6 +30,7 @@ from hpo.analysis.intervals import CONFIDENCE, accuracy_interval, is_interval_ke
 from hpo.analysis.pareto import AXES, FrontInfo, front_info, resolve_axes, resolve_reference
 from hpo.data.sizes import SplitSizes, split_sizes_of
 from hpo.trials import (
+    BUDGET_KEY,
     INTEGER_FIELDS,
     MACS,
     N_TEST_IMAGES,
@@ -119,6 +120,7 @@ class StudyReport:
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     importance_notes: dict[str, str] = field(default_factory=dict)
     n_trials: int | None = None
+    time_budget: str | None = None  # the study's time budget as status lines name it (``4m``), or None
     created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
 
     @property
@@ -388,7 +390,15 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
         importances=importances,
         importance_notes=notes,
         n_trials=study_attrs.get("n_trials", definition.get("n_trials")),
+        time_budget=_time_budget(study_attrs.get(BUDGET_KEY, definition.get(BUDGET_KEY))),
     )
+
+
+def _time_budget(stored: Any) -> str | None:
+    from hpo.budget import stored_budget
+
+    budget = stored_budget(stored)
+    return None if budget is None else budget.describe()
 
 
 # The metric columns of the front table, after ``trial``.

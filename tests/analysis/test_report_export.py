@@ -9,7 +9,7 @@ import pytest
 
 from hpo.analysis import export as export_module
 from hpo.analysis.export import BROWSER_MISSING, export, tex_escape
-from hpo.analysis.report import StudyReport, front_table
+from hpo.analysis.report import StudyReport, collect, front_table
 from hpo.errors import ConfigError, HpoError
 
 
@@ -180,3 +180,18 @@ def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, browser
             assert shape.left + shape.width <= deck.slide_width, (slide.shapes.title.text, shape.name)
             assert shape.top + shape.height <= deck.slide_height, (slide.shapes.title.text, shape.name)
 
+
+
+def test_title_budget_names_the_time_budget():
+    # A study with only a time budget (N open) says so on the title slide and in the HTML report.
+    from hpo.analysis.export.summary import budget_text
+    from hpo.trials import BUDGET_KEY
+
+    from conftest import synthetic_study
+
+    study = synthetic_study(n_complete=6)
+    study.set_user_attr("definition", {"epochs": 4})
+    study.set_user_attr(BUDGET_KEY, {"seconds": 240.0})
+    assert budget_text(collect(study)) == "4m00s of worker time, up to 4 epochs each"
+    study.set_user_attr("n_trials", 20)
+    assert budget_text(collect(study)) == "20 trials, 4m00s of worker time, up to 4 epochs each"

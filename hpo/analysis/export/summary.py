@@ -63,12 +63,14 @@ def _split_counts(report: StudyReport, dataset: Mapping[str, Any]) -> str:
 
 
 def budget_text(report: StudyReport) -> str:
-    """The trial budget, e.g. ``20 trials, up to 4 epochs each``."""
+    """The budget, e.g. ``20 trials, up to 4 epochs each`` or ``4m of worker time, up to 4 epochs each``."""
     n_trials = report.n_trials if report.n_trials is not None else report.definition.get("n_trials")
     epochs = report.definition.get("epochs")
     parts = []
     if n_trials is not None:
         parts.append(f"{n_trials} trials")
+    if report.time_budget is not None:
+        parts.append(f"{report.time_budget} of worker time")
     if epochs is not None:
         parts.append(f"up to {epochs} epochs each")
     return ", ".join(parts) or "budget not recorded"
