@@ -7,4 +7,4 @@ import os
 # 11.5 ms passive (bench/trainer.py, BENCHMARKS.md). Set OMP_WAIT_POLICY yourself to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
