@@ -182,14 +182,12 @@ def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, browser
 
 
 
-def test_title_budget_names_the_time_budget():
+def test_title_budget_names_the_time_budget(builders):
     # A study with only a time budget (N open) says so on the title slide and in the HTML report.
     from hpo.analysis.export.summary import budget_text
     from hpo.trials import BUDGET_KEY
 
-    from conftest import synthetic_study
-
-    study = synthetic_study(n_complete=6)
+    study = builders.synthetic_study(n_complete=6)
     study.set_user_attr("definition", {"epochs": 4})
     study.set_user_attr(BUDGET_KEY, {"seconds": 240.0})
     assert budget_text(collect(study)) == "4m00s of worker time, up to 4 epochs each"
