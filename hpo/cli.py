@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 import warnings
 
-from hpo.errors import ConfigError, HpoError
+from hpo.errors import ConfigError, HpoError, require_positive
 
 # Optuna flags features such as metric names as experimental; that is noise for hpo's users.
 warnings.filterwarnings("ignore", message=r".*is experimental.*")
@@ -71,11 +71,11 @@ def user_errors(command):
     return wrapper
 
 
-def _storage(storage: str | None, storage_file: Path | None):
+def _storage(storage: str | None, storage_file: Path | None, *, must_exist: bool = False):
     from hpo.storage import open_storage, resolve_storage_url
 
     url = resolve_storage_url(storage, storage_file)
-    return url, open_storage(url)
+    return url, open_storage(url, must_exist=must_exist)
 
 
 def _load_stored_study(name: str, storage_obj):
@@ -114,7 +114,7 @@ def run(
     from hpo.study import create_or_load, hardware_description
 
     config = load_study(study)
-    time_budget = _limits(n_trials, budget)
+    time_budget = _limits(n_trials, budget, timeout)
     slots = worker_mod.plan_slots(devices, per_device, workers)
     url, storage_obj = _storage(storage, storage_file)
     if storage_kind(url) == "sqlite" and len(slots) > 8:
@@ -145,10 +145,11 @@ def run(
         raise typer.Exit(130)
 
 
-def _limits(n_trials: int | None, budget: str | None):
-    """``--n-trials`` checked, and ``--budget`` parsed (None when not given)."""
+def _limits(n_trials: int | None, budget: str | None, timeout: float | None = None):
+    """``--n-trials`` and ``--timeout`` checked, and ``--budget`` parsed (None when not given)."""
     from hpo.budget import parse_budget
 
+    require_positive("--timeout", timeout, seconds=True)
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1 (got {n_trials})")
     return parse_budget(budget) if budget is not None else None
@@ -182,7 +183,8 @@ def worker(
 
     url = resolve_storage_url(storage, storage_file)
     safe_component(study)
-    time_budget = _limits(n_trials, budget)
+    require_positive("--threads", threads)
+    time_budget = _limits(n_trials, budget, timeout)
     if n_trials is not None or time_budget is not None:
         set_limits(_load_stored_study(study, _storage(url, None)[1]), n_trials, time_budget)
     slots = worker_mod.plan_slots(devices, per_device, workers)
@@ -221,7 +223,7 @@ def status(
     from hpo import monitor
     from hpo.storage import mask_url
 
-    url, storage_obj = _storage(storage, storage_file)
+    url, storage_obj = _storage(storage, storage_file, must_exist=True)
     console = Console()
     if study is None:
         summaries = optuna.get_all_study_summaries(storage_obj, include_best_trial=False)
@@ -251,7 +253,7 @@ def dashboard(
 
     from hpo.storage import mask_url, open_artifact_store
 
-    url, storage_obj = _storage(storage, storage_file)
+    url, storage_obj = _storage(storage, storage_file, must_exist=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding {host}: anyone who reaches this address can read and change the studies; "
                    "use an SSH tunnel or a reverse proxy with authentication", err=True)
@@ -347,6 +349,7 @@ def train(
     from hpo.train import train as run_training
     from hpo.train_config import TrainConfig
 
+    require_positive("--epochs", epochs), require_positive("--threads", threads)
     family, knobs, options = _model_and_trainer_options(model, depth, width, set_ or [])
     try:
         config = TrainConfig.from_dict({**options, "epochs": epochs, "seed": seed})
@@ -441,7 +444,7 @@ def _epoch_printer(writer):
 def _stored_study(study: str, storage: str | None, storage_file: Path | None):
     from hpo.storage import safe_component
 
-    _url, storage_obj = _storage(storage, storage_file)
+    _url, storage_obj = _storage(storage, storage_file, must_exist=True)
     return _load_stored_study(safe_component(Path(study).stem if study.endswith(".yaml") else study), storage_obj)
 
 

@@ -72,3 +72,22 @@ def reject_unknown_args(kind: str, name: str, args, arg_names, origin: str) -> N
     if unknown:
         valid = ", ".join(sorted(arg_names)) or "none"
         raise ConfigError(f"{origin}: {kind}.args.{unknown[0]} is not an argument of {kind} {name!r}; valid arguments: {valid}")
+
+
+def require_positive(flag: str, value, *, seconds: bool = False) -> None:
+    """Refuse a command-line count below 1 (or, with ``seconds``, a duration that is not above 0).
+
+    Args:
+        flag: The option as typed (``--threads``), for the message.
+        value: Its value; None (not given) passes.
+        seconds: The value is a number of seconds rather than a count.
+
+    Raises:
+        ConfigError: one sentence naming the flag and its value.
+    """
+    if value is None:
+        return
+    if seconds and not value > 0:
+        raise ConfigError(f"{flag} must be a positive number of seconds (got {value:g}); leave it out for no limit")
+    if not seconds and value < 1:
+        raise ConfigError(f"{flag} must be at least 1 (got {value})")

@@ -43,7 +43,13 @@ def resolve_storage_url(storage: str | None = None, storage_file: str | os.PathL
 
     Returns:
         The URL, stripped.
+
+    Raises:
+        ConfigError: both ``storage`` and ``storage_file`` are given, or the file cannot be read.
     """
+    if storage and storage_file:
+        raise ConfigError(f"--storage {mask_url(storage.strip())} and --storage-file {storage_file} both name the storage; "
+                          "give one of them")
     if storage:
         return storage.strip()
     if storage_file:
@@ -96,17 +102,23 @@ def storage_kind(url: str) -> str:
     )
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``.
+
+    With ``must_exist`` (read-only commands), a SQLite or journal file that is not there is refused
+    instead of being created, together with its folder.
 
     SQLite gets a long busy timeout so that several local workers wait for the file lock instead of
     failing with "database is locked"; server databases get ``pool_pre_ping`` so that a connection
     broken by a database restart is replaced instead of failing the next query.
 
     Raises:
-        ConfigError: unknown scheme, or the database cannot be reached (password masked).
+        ConfigError: unknown scheme, the database cannot be reached (password masked), or with
+            ``must_exist`` its file is missing.
     """
     kind = storage_kind(url)
+    if must_exist:
+        _require_storage_file(url, kind)
     try:
         if kind == "journal":
             # Like SQLite: journal:///rel/path.log is relative, journal:////abs/path.log absolute.
@@ -139,6 +151,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"cannot open storage {mask_url(url)}: {mask_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}; "
             "check that the database server is running and the URL is right"
         ) from None
+
+
+def _require_storage_file(url: str, kind: str) -> None:
+    """Refuse a SQLite or journal URL whose file does not exist (a read-only command would create it)."""
+    if kind not in ("sqlite", "journal") or ":///" not in url:
+        return
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    if path and path != ":memory:" and not Path(path).is_file():
+        raise ConfigError(f"storage {mask_url(url)}: the database file {path} does not exist; check --storage "
+                          "(or $HPO_STORAGE), or create the study there with `hpo run --study NAME`")
 
 
 def _use_sqlite_wal(engine) -> None:

@@ -49,6 +49,30 @@ _Loader.add_implicit_resolver(
 )
 
 
+class _DuplicateKey(Exception):
+    """A YAML mapping holds one key twice (the loader would silently keep the last)."""
+
+    def __init__(self, key: str, first_line: int, second_line: int):
+        super().__init__(key)
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[tuple[str, str], int] = {}
+    for key_node, _value in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key_node.start_mark.line + 1
+        marker = (key_node.tag, key_node.value)
+        if marker in seen:
+            raise _DuplicateKey(key_node.value, seen[marker], line)
+        seen[marker] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.construct_mapping = _construct_mapping  # type: ignore[method-assign]
+
+
 def read_yaml(path: Path, origin: str) -> Any:
     """Parse one YAML file safely (no Python objects), turning every failure into ConfigError.
 
@@ -86,6 +110,9 @@ def parse_yaml(text: str, origin: str) -> Any:
     """
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{origin}: key {exc.key} appears twice (lines {exc.first_line} and {exc.second_line}); "
+                          "keep one") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -67,7 +67,7 @@ def list_image_folder(data_dir: str | os.PathLike) -> tuple[list[str], dict[str,
         (class names, {'train'|'test': [(class name, sorted file names), ...]}, content key).
 
     Raises:
-        DataNotFoundError: A split has no class folders, a class has no images, or the test
+        DataNotFoundError: A split has no class folders (or only one), a class has no images, or the test
             classes differ from the training classes.
     """
     data_dir = Path(data_dir)
@@ -83,6 +83,11 @@ def list_image_folder(data_dir: str | os.PathLike) -> tuple[list[str], dict[str,
             )
         if split == "train":
             classes = split_classes
+            if len(classes) < 2:
+                raise DataNotFoundError(
+                    f"{split_dir} has {len(classes)} class folder ({classes[0]}); a classifier needs at least 2, "
+                    f"so add a folder per class under {split_dir}/"
+                )
         elif split_classes != classes:
             only_train = sorted(set(classes) - set(split_classes))
             only_test = sorted(set(split_classes) - set(classes))

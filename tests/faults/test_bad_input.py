@@ -215,9 +215,15 @@ def test_hostile_study_arguments_to_run_are_refused(name, tmp_path, monkeypatch)
 
 
 @pytest.fixture
-def served(monkeypatch):
-    """optuna-dashboard's server replaced by a recorder: we test hpo's binding and warning, not the server."""
+def served(monkeypatch, tmp_path):
+    """optuna-dashboard's server replaced by a recorder: we test hpo's binding and warning, not the server.
+
+    The test's ``hpo.db`` is created first: the dashboard, a read-only command, refuses a missing one.
+    """
+    import optuna
     import optuna_dashboard
+
+    optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/hpo.db")
 
     calls = []
     monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **kwargs: calls.append(kwargs))

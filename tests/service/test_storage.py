@@ -17,7 +17,9 @@ def test_resolution_order(tmp_path, monkeypatch):
     url_file = tmp_path / "url"
     url_file.write_text("\n  postgresql://u:pw@h/db  \n")
     assert resolve_storage_url(storage_file=url_file) == "postgresql://u:pw@h/db"
-    assert resolve_storage_url("sqlite:///cli.db", url_file) == "sqlite:///cli.db"
+    # Both at once used to let --storage win without a word; issue 13 makes it a mistake to say.
+    with pytest.raises(ConfigError, match="both name the storage; give one of them"):
+        resolve_storage_url("sqlite:///cli.db", url_file)
     with pytest.raises(ConfigError, match="empty"):
         (tmp_path / "empty").write_text("")
         resolve_storage_url(storage_file=tmp_path / "empty")
