@@ -77,11 +77,6 @@ class Objective:
     reference_key: str | None
     log_scale: bool
 
-    @property
-    def maximize(self) -> bool:
-        """Whether larger values are better."""
-        return self.direction == MAXIMIZE
-
 
 RUNG_EPOCH = "epoch"
 RUNG_SUM = "sum"
@@ -198,7 +193,6 @@ _PRUNED_REASONS = frozenset({StopReason.PRUNED, StopReason.DIVERGED, StopReason.
 _RETRYABLE = frozenset({StopReason.INTERRUPTED, StopReason.WORKER_LOST})
 _NOT_THE_CONFIGURATION = frozenset({StopReason.INTERRUPTED, StopReason.WORKER_LOST, StopReason.BUDGET})
 
-RETRYABLE_REASONS: tuple[StopReason, ...] = tuple(r for r in StopReason if r.retryable)
 MAX_RETRIES = 2  # a retryable trial's configuration is queued again at most this often
 
 
@@ -337,12 +331,6 @@ class TrialRecord:
         """The history, as stored (an empty list when none)."""
         return list(self.history) if isinstance(self.history, list) else []
 
-    def last_val_accuracy(self) -> float | None:
-        """The final accuracy, or the last epoch's when the trial stopped before recording one."""
-        if self.val_accuracy is not None:
-            return self.val_accuracy
-        epochs = self.epochs
-        return epochs[-1].get("val_accuracy") if epochs else None
 
 
 _RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
