@@ -5,7 +5,8 @@ Every error a user can fix (a bad YAML key, missing data, an unreachable device)
 The CLI prints the message and exits with code 2, with no traceback; the library never exits.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class HpoError(Exception):
@@ -51,6 +52,18 @@ def constructor_args(cls: type, *, exclude: Iterable[str] = (), unexpressible: I
             continue
         names.add(param.name)
     return frozenset(names - set(exclude))
+
+
+def registry_entry(registry: Mapping[str, Any], kind: str, name: str, origin: str) -> Any:
+    """The entry ``name`` of a sampler or pruner registry, or one sentence listing the valid names.
+
+    Raises:
+        ConfigError: ``name`` is not registered.
+    """
+    try:
+        return registry[name]
+    except KeyError:
+        raise ConfigError(f"{origin}: unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}") from None
 
 
 def reject_unknown_args(kind: str, name: str, args, arg_names, origin: str) -> None:

@@ -31,7 +31,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 
 from hpo.compat import grid_unvisited_ids, reseed_grid_sampler, storage_of, trial_id
-from hpo.errors import ConfigError, constructor_args, reject_unknown_args
+from hpo.errors import ConfigError, constructor_args, registry_entry, reject_unknown_args
 from hpo.trials import SYS_GRID_ID
 
 if TYPE_CHECKING:
@@ -209,11 +209,7 @@ def worker_seed(study_seed: int, worker_id: str) -> int:
 
 
 def _entry(name: str, origin: str) -> SamplerEntry:
-    try:
-        return SAMPLERS[name]
-    except KeyError:
-        valid = ", ".join(sorted(SAMPLERS))
-        raise ConfigError(f"{origin}: unknown sampler {name!r}; choose one of: {valid}") from None
+    return registry_entry(SAMPLERS, "sampler", name, origin)
 
 
 def make_sampler(

@@ -113,7 +113,8 @@ class TrialConfig:
                 knobs[knob] = value
             else:
                 train[name] = value
-        knob_names = {f.name for f in dataclasses.fields(families()[family].config_cls)} if family in families() else ()
+        registered = families().get(family)  # an unknown family is refused by make_config, with the valid names
+        knob_names = {f.name for f in dataclasses.fields(registered.config_cls)} if registered else set()
         knobs = {**{k: v for k, v in (model_defaults or {}).items() if k in knob_names}, **knobs}
         return cls(family=family, model=make_config(family, **knobs), train=TrainConfig.from_dict(train),
                    params=dict(params))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.errors import ConfigError, constructor_args, reject_unknown_args
+from hpo.errors import ConfigError, constructor_args, registry_entry, reject_unknown_args
 from hpo.pruners.base import BasePruner, NoPruning
 from hpo.pruners.mo_asha import MultiObjectiveSuccessiveHalving
 from hpo.pruners.optuna import OptunaPruner
@@ -119,11 +119,7 @@ def register_pruner(
 
 
 def _entry(name: str, origin: str) -> PrunerEntry:
-    try:
-        return PRUNERS[name]
-    except KeyError:
-        valid = ", ".join(sorted(PRUNERS))
-        raise ConfigError(f"{origin}: unknown pruner {name!r}; choose one of: {valid}") from None
+    return registry_entry(PRUNERS, "pruner", name, origin)
 
 
 def _build(
