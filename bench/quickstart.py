@@ -11,7 +11,8 @@ and prints, per seed, what the issue asks the result to show:
   its size, its distinct architectures (family and model knobs; trainer options count once),
   the decades of parameter count they span, how many are also on the accuracy x parameters front,
   and how many the sampler proposed (not enqueued);
-- the best sampler-proposed accuracy with its 95% interval, against the enqueued reference's.
+- the best sampler-proposed accuracy with its 95% interval, against the enqueued reference's;
+- the knee hpo's reports show (trial, accuracy, parameters) and how many front members tie it.
 
 Its last line is ``median over seeds: ...``. ``--study`` and ``--args`` run another shipped study the
 same way, e.g. the Quickstart before 0.2 (``cpu-small``) for as long as the issue measured it.
@@ -39,6 +40,7 @@ import numpy as np
 import optuna
 import yaml
 
+import hpo
 from hpo.analysis.intervals import tie, wilson_interval
 from hpo.analysis.pareto import pareto_mask
 from hpo.trials import TrialRecord
@@ -85,10 +87,22 @@ def analyse(url: str, name: str) -> dict:
         "reference": [reference.val_accuracy, interval(reference)] if reference else None,
         "best_sampled": [best[1].val_accuracy, interval(best[1]), best[0].number] if best else None,
     }
+    figures["knee"] = knee_of(url, name)
     if reference and best and figures["reference"][1] and figures["best_sampled"][1]:
         figures["best_sampled_ok"] = bool(best[1].val_accuracy >= reference.val_accuracy
                                           or tie(figures["reference"][1], figures["best_sampled"][1]))
     return figures
+
+
+def knee_of(url: str, name: str) -> list | None:
+    """``[trial, accuracy, parameters, front members tying it]`` of the knee hpo's reports show, or None."""
+    report = hpo.open_study(name, storage=url).report(importances=False)
+    number = report.knee_trial
+    if number is None:
+        return None
+    row = report.trial(number)
+    ties = sum(bool(report.ties_knee(n)) for n in report.front.front_trial_numbers)
+    return [number, row["val_accuracy"], row["param_count"], ties]
 
 
 def run_seed(seed: int, data_dir: Path, work: Path, cold: bool, name: str = "cpu-quick", extra: str = "") -> dict:

@@ -1,3 +1,3 @@
-from hpo.cli import app
+from hpo.cli import main
 
-app(prog_name="hpo")
+main()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
@@ -91,6 +92,19 @@ def rdb_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStor
     return rdb if isinstance(rdb, optuna.storages.RDBStorage) else None
 
 
+def _rdb_internals(rdb: optuna.storages.RDBStorage):
+    """``(models, session_scope, set_attr_without_commit)`` of an RDBStorage, or None where this
+    Optuna release lacks them: the pieces the one-transaction writes below are built from."""
+    try:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        set_without_commit = rdb._set_trial_attr_without_commit
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the Optuna release
+        return None
+    return models, lambda: _create_scoped_session(rdb.scoped_session), set_without_commit
+
+
 def write_rdb_user_attrs(rdb: optuna.storages.RDBStorage, trial_id: int, attrs: dict[str, Any]) -> bool:
     """Write several user attributes of a running trial in one RDB session (one commit).
 
@@ -103,14 +117,71 @@ def write_rdb_user_attrs(rdb: optuna.storages.RDBStorage, trial_id: int, attrs: 
     Raises:
         optuna.exceptions.UpdateFinishedTrialError: the trial has finished (nothing is written).
     """
-    try:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        set_without_commit = rdb._set_trial_attr_without_commit
-    except (ImportError, AttributeError):  # pragma: no cover - depends on the Optuna release
+    internals = _rdb_internals(rdb)
+    if internals is None:  # pragma: no cover - depends on the Optuna release
         return False
-    with _create_scoped_session(rdb.scoped_session) as session:
+    models, session_scope, set_without_commit = internals
+    with session_scope() as session:
         for key, value in attrs.items():
             set_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+    return True
+
+
+def fail_rdb_trial_with_user_attrs(rdb: optuna.storages.RDBStorage, trial_id: int, attrs: dict[str, Any]) -> bool | None:
+    """Set a running trial's user attributes and its state FAIL in one RDB transaction.
+
+    Why private: Optuna writes attributes and the state in separate transactions, so a trial that
+    its owner completes in between keeps the attributes of a verdict that never took effect (the
+    reaper's ``worker_lost`` on a COMPLETE trial). The row lock, the per-attribute statement and the
+    session helper that make it one transaction are private.
+
+    Returns:
+        True when done; None, writing nothing, where this Optuna release lacks those internals.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial has finished (nothing is written).
+    """
+    import datetime
+
+    internals = _rdb_internals(rdb)
+    if internals is None:  # pragma: no cover - depends on the Optuna release
+        return None
+    models, session_scope, set_without_commit = internals
+    with session_scope() as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+        rdb.check_trial_is_updatable(trial_id, trial.state)
+        for key, value in attrs.items():
+            set_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+        trial.state = TrialState.FAIL
+        trial.datetime_complete = datetime.datetime.now()
+    return True
+
+
+def take_waiting_rdb_trial(rdb: optuna.storages.RDBStorage, trial_id: int, key: str, token: str) -> bool | None:
+    """Take a WAITING trial (set it RUNNING) and write the taker's ``token`` as system attribute ``key``,
+    in one RDB transaction.
+
+    Why private: Optuna's ``set_trial_state_values(RUNNING)`` answers False when the trial is no longer
+    WAITING, so a worker whose call committed but whose connection dropped before the answer cannot
+    tell its own take from another worker's, and leaves the trial RUNNING with nobody training it.
+    With the token in the same transaction, the retry recognises its own take. The row lock, the
+    attribute statement and the session helper are private.
+
+    Returns:
+        True if this call took the trial; False if it was not WAITING; None, writing nothing, where this
+        Optuna release lacks those internals.
+    """
+    import datetime
+
+    internals = _rdb_internals(rdb)
+    if internals is None:  # pragma: no cover - depends on the Optuna release
+        return None
+    models, session_scope, set_without_commit = internals
+    with session_scope() as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+        if trial.state != TrialState.WAITING:
+            return False
+        trial.state = TrialState.RUNNING
+        trial.datetime_start = datetime.datetime.now()
+        set_without_commit(session, models.TrialSystemAttributeModel, trial_id, key, token)
     return True

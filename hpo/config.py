@@ -33,8 +33,10 @@ from hpo.budget import TimeBudget, budget_from_mapping
 from hpo.errors import ConfigError
 from hpo.space import STUDY_OWNED_TRAIN_KEYS, SearchSpace, check_assignment, decode_params, load_space
 from hpo.study_files import display_path, find_study_file
-from hpo.trials import BUDGET_KEY
-from hpo.typed import conforms, field_types, read_yaml, type_name
+from hpo.trials import BUDGET_KEY, WARM_START_KEY
+from hpo.extensions import EXTENSION_KEYS, StudyExtensions
+from hpo.typed import conforms, field_types, jsonable as _jsonable, read_yaml, type_name
+from hpo.warm_start import WarmStart
 
 if TYPE_CHECKING:
     from hpo.data import DatasetConfig
@@ -50,8 +52,9 @@ DEFAULT_N_TRIALS = 50
 DEFAULT_SEED = 0
 
 _TOP_KEYS = (
-    "name", "description", "dataset", "space", "objectives", "sampler", "pruner", "epochs", "n_trials",
-    "train", "constraints", "enqueue", "seed", "hypervolume_reference", "checkpoints", BUDGET_KEY,
+    "name", "description", "dataset", "space", "objectives", "sampler", "pruner", "epochs", "n_trials", "per_device",
+    "train", "constraints", "enqueue", "seed", "hypervolume_reference", "checkpoints", BUDGET_KEY, WARM_START_KEY,
+    *EXTENSION_KEYS,
 )
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
@@ -162,6 +165,8 @@ class StudyConfig:
     hypervolume_reference: HypervolumeReference
     checkpoints: CheckpointPolicy
     budget: TimeBudget | None = None  # the study's time budget (hpo.budget), or None
+    warm_start: WarmStart | None = None  # how the study begins (hpo.warm_start); not part of to_dict()
+    extensions: StudyExtensions = field(default_factory=StudyExtensions)  # plugins, callbacks, tracking (hpo.extensions)
     source: str = "<memory>"
 
     def directions(self) -> list[str]:
@@ -237,6 +242,7 @@ class StudyConfig:
         }
         if self.budget is not None:
             definition[BUDGET_KEY] = self.budget.to_dict()
+        definition.update(self.extensions.to_dict())  # only the keys a study sets: others keep their hash
         return definition
 
     @classmethod
@@ -259,15 +265,6 @@ class StudyConfig:
         definition.pop(BUDGET_KEY, None)
         text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples to lists and mapping keys to strings, so a JSON round trip changes nothing."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _as_written(data: Any) -> Any:
@@ -365,6 +362,7 @@ def _parse_study(
     if not isinstance(data, Mapping):
         raise _fail(origin, f"the top level must be a mapping of study keys (got {_kind(data)}); see studies/densenet-mini.yaml")
     _check_keys(data, _TOP_KEYS, origin, "")
+    extensions = StudyExtensions.from_dict(data, origin)  # imports the plug-ins before anything else is checked
 
     name = _parse_name(data.get("name"), origin, stem)
     description = data.get("description", "")
@@ -392,11 +390,12 @@ def _parse_study(
     enqueue = _parse_enqueue(data.get("enqueue"), space, origin)
     hv_reference = _parse_hv_reference(data.get("hypervolume_reference"), origin)
     checkpoints = _parse_checkpoints(data.get("checkpoints"), origin)
-
+    warm_start = WarmStart.from_dict(data.get(WARM_START_KEY), origin)
     return StudyConfig(
         name=name, description=description, dataset=dataset, space=space, objectives=objectives, sampler=sampler,
         pruner=pruner, epochs=epochs, n_trials=n_trials, train=train, constraints=constraints, enqueue=enqueue,
-        seed=seed, hypervolume_reference=hv_reference, checkpoints=checkpoints, budget=budget,
+        seed=seed, hypervolume_reference=hv_reference, checkpoints=checkpoints, budget=budget, warm_start=warm_start,
+        extensions=extensions,
         source=source if source is not None else origin,
     )
 

@@ -29,12 +29,13 @@ def _cuda_devices_phrase() -> str:
     return f"this machine has {count} CUDA {plural} ({names})"
 
 
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+def resolve_device(spec: str | torch.device = "auto", flag: str = "--devices") -> torch.device:
     """The ``torch.device`` for a device spec, checked to exist on this machine.
 
     Args:
         spec: ``auto`` (first CUDA device, else Apple ``mps``, else ``cpu``), ``cpu``, ``mps``,
             ``cuda`` (= ``cuda:0``) or ``cuda:N``; a ``torch.device`` is checked the same way.
+        flag: The option the spec came from, named in the fix (``--device`` for ``hpo train``).
 
     Returns:
         The device, with an explicit index for CUDA.
@@ -55,16 +56,16 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         if not torch.backends.mps.is_available():
             raise DeviceError(
                 "device mps is not available: this machine has no Apple GPU (Metal); "
-                "pass --devices cpu or auto"
+                f"pass {flag} cpu or auto"
             )
         return torch.device("mps")
     match = re.fullmatch(r"cuda(?::(\d+))?", text)
     if match is None:
-        raise DeviceError(f"unknown device {str(spec)!r}: use auto, cpu, mps, cuda or cuda:N")
+        raise DeviceError(f"{flag}: unknown device {str(spec)!r}; use auto, cpu, mps, cuda or cuda:N")
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if index >= count:
-        hint = "pass --devices with one of them" if count else "pass --devices cpu"
+        hint = f"pass {flag} with one of them" if count else f"pass {flag} cpu"
         raise DeviceError(f"device cuda:{index} is not available: {_cuda_devices_phrase()}; {hint}")
     return torch.device("cuda", index)
 

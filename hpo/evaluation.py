@@ -6,14 +6,16 @@ it, from the checkpoints stored in the artifact store (no retraining).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from hpo import compat
+from hpo import compat, progress
 from hpo import study as studies
 from hpo.errors import HpoError
 from hpo.trials import (
@@ -43,6 +45,32 @@ def pareto_trial_numbers(study: optuna.Study) -> list[int]:
     return list(collect(study).front.front_trial_numbers)
 
 
+def existing_artifact_store(artifacts: str | None, why: str) -> Any:
+    """The artifact store of a study's checkpoints, opened to read: it creates no folder.
+
+    Raises:
+        HpoError: the folder does not exist, saying ``why`` that matters (e.g. "there are no checkpoints
+            to evaluate") and how to point at the right one.
+    """
+    from hpo.storage import open_artifact_store
+
+    store = open_artifact_store(artifacts, create=False)
+    if store is None:
+        raise HpoError(f"the artifact store folder {artifacts or os.environ.get('HPO_ARTIFACTS') or 'artifacts'} does not "
+                       f"exist, so {why}; pass --artifacts (or HPO_ARTIFACTS) pointing at the folder the study's workers "
+                       "wrote to")
+    return store
+
+
+def study_dataset(study: optuna.Study, config: Any, data_dir: str | None) -> Any:
+    """The study's dataset, loaded without downloading, and checked to be the data its trials used."""
+    from hpo.data import load_dataset
+
+    dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed, download=False)
+    studies.check_fingerprint(study, dataset.fingerprint)
+    return dataset
+
+
 def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | None, device: str = "auto",
                     artifacts: str | None = None) -> list[Evaluation]:
     """Measure test accuracy of trials from their stored checkpoints, and store it with the study
@@ -58,24 +86,19 @@ def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | 
     Returns:
         One evaluation per trial.
     """
-    from hpo.data import load_dataset
     from hpo.device import resolve_device
-    from hpo.storage import open_artifact_store
     from hpo.train import eval_normalization, evaluate
 
     config = studies.definition_of(study)
-    dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)
-    studies.check_fingerprint(study, dataset.fingerprint)
-    dev = resolve_device(device)
-    store = open_artifact_store(artifacts)
+    # Unknown or unfinished trials, and a missing artifact store, are refused before any data is read.
+    chosen = [_evaluable(study, number) for number in numbers]
+    store = existing_artifact_store(artifacts, "there are no checkpoints to evaluate")
+    dataset = study_dataset(study, config, data_dir)
+    dev = resolve_device(device, flag="--device")
     results = []
     with tempfile.TemporaryDirectory(prefix="hpo-eval-") as tmp:
-        for number in numbers:
-            trial = studies.get_trial(study, number)
+        for number, trial in progress.track(list(zip(numbers, chosen)), "evaluating trials on the test set"):
             record = TrialRecord.of(trial)
-            if trial.state != TrialState.COMPLETE or not record.checkpoint:
-                raise HpoError(f"trial {number} is {trial.state.name.lower()} and has no final checkpoint; "
-                               "evaluate complete trials (e.g. --pareto)")
             state = _read_checkpoint(store, record.checkpoint, Path(tmp) / f"trial-{number}.pt", number)
             model = config.trial_config(trial.params).build_model(len(dataset.classes))
             model.load_state_dict(state["model"])
@@ -88,6 +111,14 @@ def evaluate_trials(study: optuna.Study, numbers: list[int], *, data_dir: str | 
                                       n_test_images=len(dataset.test),
                                       n_val_images=record.n_val_images or len(dataset.val)))
     return results
+
+
+def _evaluable(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    trial = studies.get_trial(study, number)
+    if trial.state != TrialState.COMPLETE or not TrialRecord.of(trial).checkpoint:
+        raise HpoError(f"trial {number} is {trial.state.name.lower()} and has no final checkpoint; "
+                       "evaluate complete trials (e.g. --pareto)")
+    return trial
 
 
 def _read_checkpoint(store, artifact_id: str, path: Path, number: int) -> dict:
@@ -143,14 +174,14 @@ def reproduce_trial(study: optuna.Study, number: int, *, data_dir: str | None, d
     trial = studies.get_trial(study, number)
     if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
         raise HpoError(f"trial {number} is {trial.state.name.lower()}; reproduce a complete or pruned trial")
-    dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed)
+    dataset = load_dataset(config.dataset, data_dir, split_seed=config.seed, download=False)
     studies.check_fingerprint(study, dataset.fingerprint)
     trial_config = config.trial_config(trial.params)
     model = trial_config.build_model(len(dataset.classes))
     record = TrialRecord.of(trial)
     epochs = int(record.epochs_run or trial_config.train.epochs)
     # A pruned trial stopped early: rerun the same epochs under the same schedule (its full length).
-    history = _train_epochs(train, model, dataset, trial_config.train, epochs, resolve_device(device), on_epoch)
+    history = _train_epochs(train, model, dataset, trial_config.train, epochs, resolve_device(device, flag="--device"), on_epoch)
     # Both sides are train_seconds, the sum of epoch_seconds (training + evaluation), never the
     # wall clock with the data loading and compilation before the first epoch.
     stored_seconds = record.train_seconds

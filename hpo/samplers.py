@@ -31,7 +31,8 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 
 from hpo.compat import grid_unvisited_ids, reseed_grid_sampler, storage_of, trial_id
-from hpo.errors import ConfigError, constructor_args, registry_entry, reject_unknown_args
+from hpo.errors import (ConfigError, annotations_of, check_arg_values, constructor_args, registry_entry,
+                        reject_unknown_args)
 from hpo.trials import SYS_GRID_ID
 
 if TYPE_CHECKING:
@@ -92,41 +93,6 @@ def _settable_args(cls: type) -> frozenset[str]:
     return constructor_args(cls, unexpressible=_UNEXPRESSIBLE_ANNOTATIONS)
 
 
-def _annotations(cls: type) -> dict[str, str]:
-    """Each constructor argument's annotation, as text (``"int"``, ``"bool | None"``)."""
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.annotation.__name__ if isinstance(p.annotation, type) else str(p.annotation) for p in params}
-
-
-def _arg_value_problem(key: str, value: Any, annotation: str) -> str | None:
-    """Why ``value`` does not fit a simple annotation (bool, int, float, str, each maybe ``| None``), or None."""
-    words = {word.strip() for word in annotation.split("|")}
-    if value is None:
-        return None if "None" in words or not words & {"bool", "int", "float", "str"} else "must be given a value"
-    simple = words - {"None"}
-    if simple == {"bool"} and not isinstance(value, bool):
-        return "must be true or false"
-    if simple == {"int"}:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return "must be an integer"
-        if key.startswith("n_") and value < 0:
-            return "counts trials or candidates, so it must be an integer >= 0"
-    if simple == {"float"} and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        return "must be a number"
-    if simple == {"str"} and not isinstance(value, str):
-        return "must be a string"
-    return None
-
-
-def _check_arg_values(name: str, args: Mapping[str, Any], arg_types: Mapping[str, str], origin: str) -> None:
-    for key, value in args.items():
-        problem = _arg_value_problem(key, value, arg_types[key]) if key in arg_types else None
-        if problem:
-            raise ConfigError(f"{origin}: sampler.args.{key} is {value!r}, but for sampler {name!r} it {problem}")
-
-
 def register_sampler(
     name: str,
     *,
@@ -184,7 +150,7 @@ def register_sampler(
             arg_names=accepted,
             needs_finite_choices=needs_finite_choices,
             per_worker_unless_seeded=tuple(per_worker_unless_seeded),
-            arg_types=_annotations(optuna_class) if optuna_class is not None else {},
+            arg_types=annotations_of(optuna_class) if optuna_class is not None else {},
         )
         return factory
 
@@ -380,7 +346,7 @@ def check_sampler(
     entry = _entry(name, origin)
     args = dict(args or {})
     reject_unknown_args("sampler", name, args, entry.arg_names, origin)
-    _check_arg_values(name, args, entry.arg_types, origin)
+    check_arg_values("sampler", name, args, entry.arg_types, origin)
     if n_objectives > 1 and not entry.multi_objective:
         raise ConfigError(_single_objective_message(origin, name, n_objectives))
 

@@ -5,13 +5,14 @@ Storage URLs:
 - ``sqlite:///hpo.db`` (default): one file, no server; fine for the workers of one machine.
 - ``postgresql://user@host/db`` or ``mysql://user@host/db``: for workers on many machines
   (drivers: psycopg 3 and PyMySQL, chosen here so plain URLs work).
-- ``journal:///path/study.log``: Optuna's journal file; ``redis://host:6379/0``: Optuna's journal on
-  Redis. Liveness is kept by hpo's own heartbeats (see ``hpo.workers.liveness``), so killed workers are
+- ``study.log`` (a plain file path, as ``optuna`` and ``optuna-dashboard`` take it): Optuna's journal
+  file; hpo's older ``journal:///study.log`` names the same file and still works.
+  ``redis://host:6379/0``: Optuna's journal on Redis. Liveness is kept by hpo's own heartbeats (see ``hpo.workers.liveness``), so killed workers are
   detected on every storage, journals included.
 
 The URL comes from ``--storage``, else ``--storage-file PATH`` (a file holding the URL, so the
-password stays out of ``ps``), else ``$HPO_STORAGE``, else the SQLite default. Every URL shown to a
-user goes through :func:`mask_url`.
+password stays out of ``ps``), else ``$HPO_STORAGE``, else ``$OPTUNA_STORAGE``, else the SQLite
+default. Every URL shown to a user goes through :func:`mask_url`.
 """
 
 from __future__ import annotations
@@ -26,80 +27,13 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore
 
 from hpo import compat
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, HpoError, exception_chain
+from hpo.storage_urls import (  # noqa: F401  (URLs are parsed there; re-exported)
+    DEFAULT_STORAGE, STORAGE_ENV_VARS, is_sqlite_file, journal_path, mask_text, mask_url, resolve_storage_url,
+    sqlalchemy_url, storage_kind,
+)
 
-DEFAULT_STORAGE = "sqlite:///hpo.db"
 DEFAULT_ARTIFACTS = "artifacts"
-
-_SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
-
-
-def resolve_storage_url(storage: str | None = None, storage_file: str | os.PathLike | None = None) -> str:
-    """The storage URL from the command line, a file, ``$HPO_STORAGE`` or the default.
-
-    Args:
-        storage: an explicit URL (``--storage``).
-        storage_file: a file whose first non-empty line is the URL (``--storage-file``).
-
-    Returns:
-        The URL, stripped.
-
-    Raises:
-        ConfigError: both ``storage`` and ``storage_file`` are given, or the file cannot be read.
-    """
-    if storage and storage_file:
-        raise ConfigError(f"--storage {mask_url(storage.strip())} and --storage-file {storage_file} both name the storage; "
-                          "give one of them")
-    if storage:
-        return storage.strip()
-    if storage_file:
-        path = Path(storage_file)
-        try:
-            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-        except OSError as exc:
-            raise ConfigError(f"--storage-file {path}: cannot read it ({exc.strerror}); give a readable file holding the storage URL") from None
-        if not lines:
-            raise ConfigError(f"--storage-file {path}: the file is empty; write the storage URL on its first line")
-        return lines[0]
-    env = os.environ.get("HPO_STORAGE", "").strip()
-    return env or DEFAULT_STORAGE
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print or log)."""
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
-
-
-def mask_text(text: str, url: str) -> str:
-    """``text`` with the password of ``url`` masked wherever it appears (errors quote URLs)."""
-    match = re.search(r"//[^/:@]*:([^@/]*)@", url)
-    if match and match.group(1):
-        text = text.replace(match.group(1), "***")
-    return re.sub(r"(//[^/:@\s]*:)[^@/\s]*@", r"\1***@", text)
-
-
-def _sqlalchemy_url(url: str) -> str:
-    # Plain postgresql:// would pick psycopg2 and mysql:// MySQLdb; we ship psycopg 3 and PyMySQL.
-    for plain, explicit in (("postgresql://", "postgresql+psycopg://"), ("postgres://", "postgresql+psycopg://"),
-                            ("mysql://", "mysql+pymysql://"), ("mariadb://", "mysql+pymysql://")):
-        if url.startswith(plain):
-            return explicit + url[len(plain):]
-    return url
-
-
-def storage_kind(url: str) -> str:
-    """One of ``sqlite``, ``postgresql``, ``mysql``, ``journal``, ``redis``."""
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme in ("postgres", "postgresql"):
-        return "postgresql"
-    if scheme in ("mysql", "mariadb"):
-        return "mysql"
-    if scheme in ("sqlite", "journal", "redis"):
-        return scheme
-    raise ConfigError(
-        f"storage URL {mask_url(url)!r} has an unknown scheme {scheme!r}; use sqlite:///FILE, postgresql://..., "
-        "mysql://..., journal:///FILE or redis://HOST:PORT/DB"
-    )
 
 
 def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
@@ -113,18 +47,19 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
     broken by a database restart is replaced instead of failing the next query.
 
     Raises:
-        ConfigError: unknown scheme, the database cannot be reached (password masked), or with
+        ConfigError: unknown scheme, a wrong password or database name (password masked), or with
             ``must_exist`` its file is missing.
+        EnvironmentFault: the server is down, or the SQLite file is read-only (for a command that
+            writes), corrupt or in a folder that cannot be written (see ``hpo.faults_user``).
     """
     kind = storage_kind(url)
     if must_exist:
         _require_storage_file(url, kind)
     try:
         if kind == "journal":
-            # Like SQLite: journal:///rel/path.log is relative, journal:////abs/path.log absolute.
-            if not url.startswith("journal:///") or len(url) <= len("journal:///"):
-                raise ConfigError(f"storage URL {url!r} needs a file: journal:///FILE (relative) or journal:////ABS/FILE")
-            path = url[len("journal:///"):]
+            path = journal_path(url)
+            if is_sqlite_file(path):
+                raise ConfigError(f"storage {url!r} is a SQLite file, not a journal; write sqlite:///{path}")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             backend = optuna.storages.journal.JournalFileBackend(
                 path, lock_obj=optuna.storages.journal.JournalFileOpenLock(path)
@@ -138,29 +73,75 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
             db = url.split(":///", 1)[1] if ":///" in url else ""
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
+                _require_sqlite_header(url, db.split("?", 1)[0])
+                if not must_exist:
+                    _require_writable_sqlite(url, db.split("?", 1)[0])
         else:
             engine_kwargs = {"pool_pre_ping": True, "pool_recycle": 300}
-        storage = optuna.storages.RDBStorage(_sqlalchemy_url(url), engine_kwargs=engine_kwargs)
+        storage = optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=engine_kwargs)
         if kind == "sqlite" and db not in ("", ":memory:"):  # an in-memory database lives in its one connection
             _use_sqlite_wal(storage.engine)
         return storage
-    except ConfigError:
+    except HpoError:
         raise
     except Exception as exc:  # driver errors carry the URL: mask it
-        raise ConfigError(
-            f"cannot open storage {mask_url(url)}: {mask_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}; "
-            "check that the database server is running and the URL is right"
-        ) from None
+        from hpo.faults_user import storage_fault
+
+        # Read-only, missing or corrupt SQLite file, server down: exit 1; wrong password or name: exit 2.
+        raise storage_fault(url, exc) from None
 
 
 def _require_storage_file(url: str, kind: str) -> None:
     """Refuse a SQLite or journal URL whose file does not exist (a read-only command would create it)."""
-    if kind not in ("sqlite", "journal") or ":///" not in url:
+    if kind == "journal":
+        path = journal_path(url)
+    elif kind == "sqlite" and ":///" in url:
+        path = url.split(":///", 1)[1].split("?", 1)[0]
+    else:
         return
-    path = url.split(":///", 1)[1].split("?", 1)[0]
     if path and path != ":memory:" and not Path(path).is_file():
         raise ConfigError(f"storage {mask_url(url)}: the database file {path} does not exist; check --storage "
                           "(or $HPO_STORAGE), or create the study there with `hpo run --study NAME`")
+
+
+SQLITE_MIN_PAGE_BYTES = 512
+
+
+def _require_sqlite_header(url: str, path: str) -> None:
+    """Refuse a file that is not a SQLite database before SQLite sees it: for some contents (a few bytes)
+    SQLite would take it for an empty database and Optuna would write its tables over it."""
+    from hpo.errors import EnvironmentFault
+
+    # Only a file smaller than SQLite's smallest page is read. Closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, SQLite's included (its documented "how to corrupt" case 2.2): a
+    # process that has the database open already, and opens it again, would then let another process
+    # delete the -wal and -shm files under it and go on reading a stale snapshot. A SQLite database is at
+    # least one 512-byte page (an empty new one is 0 bytes), and SQLite itself refuses a larger file that
+    # is not a database; the few-byte files it would take for an empty database are the ones read here.
+    try:
+        size = os.stat(path).st_size
+        if size == 0 or size >= SQLITE_MIN_PAGE_BYTES:
+            return
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise EnvironmentFault(f"storage {mask_url(url)}: cannot read the SQLite file {path} ({exc.strerror}); "
+                               "check its permissions and disk") from None
+    if head and head != b"SQLite format 3\x00":
+        raise EnvironmentFault(f"storage {mask_url(url)}: {path} is not a SQLite database, or it is corrupt; "
+                               "restore it from a backup, or point --storage at another file")
+
+
+def _require_writable_sqlite(url: str, path: str) -> None:
+    """Refuse, naming the file, a SQLite file that a command which writes could only fail on later."""
+    from hpo.errors import EnvironmentFault
+
+    # access() reports a read-only mount (EROFS) even to root, for whom chmod does not count.
+    if Path(path).is_file() and not os.access(path, os.W_OK):
+        raise EnvironmentFault(f"storage {mask_url(url)}: the SQLite file {path} is read-only; make it writable, or "
+                               f"copy the study to a writable folder (sqlite3 {path} \".backup copy.db\") and use that copy")
 
 
 def _use_sqlite_wal(engine) -> None:
@@ -189,13 +170,16 @@ def _use_sqlite_wal(engine) -> None:
     engine.dispose()  # the connection RDBStorage opened to create the tables predates the hook
 
 
-def open_artifact_store(path: str | os.PathLike | None = None) -> FileSystemArtifactStore:
+def open_artifact_store(path: str | os.PathLike | None = None, *, create: bool = True) -> FileSystemArtifactStore | None:
     """The artifact store for checkpoints: ``--artifacts DIR``, ``$HPO_ARTIFACTS`` or ``./artifacts``.
 
     Several machines must share this folder (NFS, a cluster's scratch) for retried trials and
-    ``hpo evaluate`` to find checkpoints written elsewhere.
+    ``hpo evaluate`` to find checkpoints written elsewhere. Without ``create`` (read-only commands),
+    a folder that does not exist gives None instead of being created.
     """
     root = Path(path or os.environ.get("HPO_ARTIFACTS") or DEFAULT_ARTIFACTS)
+    if not create and not root.is_dir():
+        return None
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -222,6 +206,7 @@ def safe_component(name: str, what: str = "study name") -> str:
 # ---------------------------------------------------------------------------------------------
 
 DEFAULT_STORAGE_RETRY_SECONDS = 120.0
+MAX_RETRY_DELAY_SECONDS = 10.0  # the longest wait between two tries of a failing call (the backoff doubles up to it)
 
 
 def storage_retry_seconds() -> float:
@@ -246,14 +231,7 @@ def is_transient_storage_error(exc: BaseException) -> bool:
         transient += (redis_exc.ConnectionError, redis_exc.TimeoutError)
     except ImportError:  # pragma: no cover - redis is a dependency
         pass
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, transient):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(link, transient) for link in exception_chain(exc))
 
 
 class RetryingStorage(optuna.storages.BaseStorage):
@@ -261,7 +239,7 @@ class RetryingStorage(optuna.storages.BaseStorage):
 
     Every call that fails with a transient error (see :func:`is_transient_storage_error`) is
     retried after 0.5 s, 1 s, 2 s, ... (at most 10 s apart), logging a warning, until it succeeds or
-    ``retry_seconds`` have passed; then an ``HpoError`` names the storage (password masked) and, for
+    ``retry_seconds`` have passed; then an ``EnvironmentFault`` (exit 1) names the storage (password masked) and, for
     a SQLite file that stays locked, points to PostgreSQL or the journal file. A trial's final state
     is retried like everything else, so a finished trial is not lost to a database restart.
 
@@ -283,6 +261,26 @@ class RetryingStorage(optuna.storages.BaseStorage):
 
     def _call(self, name: str, *args, **kwargs):
         return self._retry(name, getattr(self._backend, name), *args, **kwargs)
+
+    def _retry_reconciling(self, name: str, attempt, reconcile):
+        """``_retry`` for a call that is not safe to repeat: before each repeat, ``reconcile()`` looks for
+        the effect of an earlier attempt that committed before its connection dropped, and returns it
+        (not None) instead of doing it twice."""
+        import logging
+
+        tries = [0]
+
+        def call():
+            tries[0] += 1
+            if tries[0] > 1:
+                found = reconcile()
+                if found is not None:
+                    logging.getLogger("hpo").warning("storage call %s had committed before its connection dropped; "
+                                                     "not repeated", name)
+                    return found
+            return attempt()
+
+        return self._retry(name, call)
 
     def _retry(self, name: str, method, *args, **kwargs):
         import logging
@@ -309,19 +307,21 @@ class RetryingStorage(optuna.storages.BaseStorage):
                 failures += 1
                 detail = mask_text(_root_message(exc), self._url)
                 if time.monotonic() + delay > deadline:
-                    advice = "check that the database server is running and reachable"
+                    advice = ("check that the database file is on a local disk and that no other program holds it"
+                              if storage_kind(self._url) == "sqlite" else
+                              "check that the database server is running and reachable")
                     if storage_kind(self._url) == "sqlite" and "locked" in detail:
                         advice = ("SQLite cannot serve this many workers; use PostgreSQL (postgresql://...) or the "
                                   "journal file (journal:///FILE) for this load")
-                    from hpo.errors import HpoError
+                    from hpo.errors import EnvironmentFault
 
-                    raise HpoError(
+                    raise EnvironmentFault(
                         f"storage {mask_url(self._url)} unreachable for {self._retry_seconds:.0f} s "
                         f"(HPO_STORAGE_RETRY_SECONDS; last error: {detail}); {advice}"
                     ) from None
                 log.warning("storage call %s failed (%s); retry %d in %.1f s", name, detail, failures, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
                 continue
             if failures:
                 self.last_error_time = time.time()
@@ -360,7 +360,22 @@ class RetryingStorage(optuna.storages.BaseStorage):
         return self._call("get_all_studies")
 
     def create_new_trial(self, study_id, template_trial=None):
-        return self._call("create_new_trial", study_id, template_trial)
+        # Not safe to repeat: a create that committed before its connection dropped would leave an orphan
+        # RUNNING trial holding a budget slot until reaped. The new trial carries a token to be found by.
+        import uuid
+
+        from hpo.trials import SYS_CREATE_TOKEN
+
+        token = uuid.uuid4().hex
+        template = _with_system_attr(template_trial, SYS_CREATE_TOKEN, token)
+
+        def find():
+            for trial in self._backend.get_all_trials(study_id, deepcopy=False):
+                if trial.system_attrs.get(SYS_CREATE_TOKEN) == token:
+                    return compat.trial_id(trial)
+            return None
+
+        return self._retry_reconciling("create_new_trial", lambda: self._backend.create_new_trial(study_id, template), find)
 
     def set_trial_param(self, trial_id, param_name, param_value_internal, distribution):
         return self._call("set_trial_param", trial_id, param_name, param_value_internal, distribution)
@@ -375,7 +390,28 @@ class RetryingStorage(optuna.storages.BaseStorage):
         return self._call("get_trial_param", trial_id, param_name)
 
     def set_trial_state_values(self, trial_id, state, values=None):
-        return self._call("set_trial_state_values", trial_id, state, values)
+        from optuna.trial import TrialState
+
+        rdb = compat.rdb_storage(self._backend)
+        if state != TrialState.RUNNING or values is not None or rdb is None:
+            return self._call("set_trial_state_values", trial_id, state, values)
+        # Taking a WAITING trial (ask) is not safe to repeat either: a retry of a take that committed would
+        # answer False and leave the trial RUNNING with nobody training it. The take writes a token with it.
+        import uuid
+
+        from hpo.trials import SYS_TAKE_TOKEN
+
+        token = uuid.uuid4().hex
+
+        def take():
+            taken = compat.take_waiting_rdb_trial(rdb, trial_id, SYS_TAKE_TOKEN, token)
+            return self._backend.set_trial_state_values(trial_id, state) if taken is None else taken
+
+        def mine():
+            trial = self._backend.get_trial(trial_id)
+            return True if trial.state == TrialState.RUNNING and trial.system_attrs.get(SYS_TAKE_TOKEN) == token else None
+
+        return self._retry_reconciling("take_waiting_trial", take, mine)
 
     def set_trial_intermediate_value(self, trial_id, step, intermediate_value):
         return self._call("set_trial_intermediate_value", trial_id, step, intermediate_value)
@@ -442,6 +478,45 @@ def write_trial_user_attrs(storage: optuna.storages.BaseStorage, trial_id: int, 
         storage.set_trial_user_attr(trial_id, key, value)
 
 
+def fail_running_trial(storage: optuna.storages.BaseStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """End a running trial as FAIL with ``attrs`` (its stop reason), only if it is still running.
+
+    On SQL databases the attributes and the state are one transaction (``compat``), so a trial that
+    its owner completes meanwhile keeps no label of a verdict that never took effect. Other storages
+    (the journal) check the state just before the two writes. Through a :class:`RetryingStorage` a
+    retry after a dropped connection recognises its own committed write.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial has finished; nothing is written.
+    """
+    from optuna.trial import TrialState
+
+    attrs, attempts = dict(attrs), [0]
+
+    def write(backend: optuna.storages.BaseStorage) -> None:
+        attempts[0] += 1
+        try:
+            rdb = compat.rdb_storage(backend)
+            if rdb is not None and compat.fail_rdb_trial_with_user_attrs(rdb, trial_id, attrs):
+                return
+            if backend.get_trial(trial_id).state.is_finished():
+                raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial_id} has finished")
+            write_trial_user_attrs(backend, trial_id, attrs)
+            if not backend.set_trial_state_values(trial_id, TrialState.FAIL):
+                raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial_id} has finished")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            stored = backend.get_trial(trial_id) if attempts[0] > 1 else None
+            if stored is not None and stored.state == TrialState.FAIL and all(
+                    stored.user_attrs.get(key) == value for key, value in attrs.items()):
+                return  # the earlier attempt committed before its connection dropped
+            raise
+
+    if isinstance(storage, RetryingStorage):
+        storage._retry("fail_running_trial", write, storage._backend)
+    else:
+        write(storage)
+
+
 def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     """``trial.set_user_attr`` for several attributes at once (see ``RetryingStorage.set_trial_user_attrs``)."""
     if not attrs:
@@ -452,6 +527,20 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     else:
         write_trial_user_attrs(storage, compat.trial_id(trial), attrs)
     compat.update_cached_user_attrs(trial, dict(attrs))  # what trial.user_attrs returns, as set_user_attr does
+
+
+def _with_system_attr(template: optuna.trial.FrozenTrial | None, key: str, value: Any) -> optuna.trial.FrozenTrial:
+    """A copy of ``template`` (None: a plain new RUNNING trial, as Optuna creates one) with one more
+    system attribute."""
+    import copy
+
+    from optuna.trial import TrialState
+
+    if template is None:
+        return optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={key: value})
+    trial = copy.deepcopy(template)
+    trial.system_attrs = {**trial.system_attrs, key: value}
+    return trial
 
 
 def _root_message(exc: BaseException) -> str:

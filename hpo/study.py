@@ -23,8 +23,8 @@ from hpo import compat
 from hpo.config import StudyConfig
 from hpo.errors import HpoError
 from hpo.budget import TimeBudget, stored_budget
-from hpo.trials import (BUDGET_KEY, MAX_RETRIES, SYS_RESUME, SYS_RETRIES, SYS_RETRY_OF, StopReason, TrialRecord,
-                        record_attrs, write_record)
+from hpo.trials import (BUDGET_KEY, CARRIED_SYSTEM_ATTRS, MAX_RETRIES, SYS_RESUME, SYS_RETRIES, SYS_RETRY_OF, StopReason,
+                        TrialRecord, record_attrs, write_record)
 
 log = logging.getLogger("hpo")
 
@@ -82,7 +82,11 @@ def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     try:
         trial_id = storage.get_trial_id_from_study_id_trial_number(compat.study_id(study), number)
     except KeyError:
-        raise HpoError(f"study {study.study_name!r} has no trial {number}; `hpo status {study.study_name}` lists them") from None
+        # Optuna numbers a study's trials 0..n-1; `hpo status` shows only the best, so give the range.
+        count = storage.get_n_trials(compat.study_id(study))
+        held = f"its trials are numbered 0 to {count - 1}" if count else "it has no trials yet"
+        raise HpoError(f"study {study.study_name!r} has no trial {number}; {held} "
+                       f"(`hpo pareto --study {study.study_name} --format csv` lists the front's)") from None
     return storage.get_trial(trial_id)
 
 
@@ -130,9 +134,9 @@ def create_or_load(
 ) -> optuna.Study:
     """Create the study described by ``config`` in ``storage``, or load it if it exists.
 
-    A new study stores its definition, enqueues the study's first trials, and names its metrics
-    for optuna-dashboard. An existing study must have the same definition (``n_trials`` and
-    ``budget`` aside) unless ``allow_changed_definition``.
+    A new study stores its definition, enqueues its warm-start trials (:mod:`hpo.warm_start`), then
+    its first trials, and names its metrics. An existing study must have the same definition
+    (``n_trials``, ``budget`` aside) unless ``allow_changed_definition``; it is not warm-started again.
 
     Args:
         config: the validated study definition.
@@ -146,6 +150,9 @@ def create_or_load(
     Returns:
         The Optuna study.
     """
+    from hpo import warm_start
+
+    plan = warm_start.plan(config, storage, n_trials)  # checked before the study exists; None without one
     definition = config.to_dict()
     try:
         study = optuna.create_study(study_name=config.name, storage=storage, directions=config.directions())
@@ -167,6 +174,7 @@ def create_or_load(
             study.set_user_attr(ATTR_BUDGET, (budget or config.budget).to_dict())
         from hpo.space import encode_params
 
+        warm_start.enqueue(study, plan)  # first, so warm trials run before the study's own enqueued recipes
         for params in config.enqueue:
             study.enqueue_trial(encode_params(config.space, params), skip_if_exists=True)
         return study
@@ -191,6 +199,7 @@ def create_or_load(
         study.set_user_attr(ATTR_DEFINITION_HASH, config.definition_hash())
         study.set_user_attr(ATTR_FINGERPRINT, dataset_fingerprint)
     check_fingerprint(study, dataset_fingerprint)
+    warm_start.check_resumed(study, config.warm_start)
     set_limits(study, n_trials, budget)
     return study
 
@@ -229,15 +238,20 @@ def enqueue_retry(study: optuna.Study, failed: optuna.trial.FrozenTrial, reason:
         reason: Why it failed (for the log).
 
     Returns:
-        True if queued; False when the configuration has been retried ``MAX_RETRIES`` times.
+        True if queued; False when a crashed configuration has been retried ``MAX_RETRIES`` times.
+        ``SYS_RETRIES`` counts crash retries only: a stop by the user or the system (``interrupted``)
+        is queued however often, and passes the count on unchanged.
     """
     retries = int(failed.system_attrs.get(SYS_RETRIES, 0))
-    if retries >= MAX_RETRIES:
+    parsed = StopReason.parse(str(reason))
+    crash = parsed is None or parsed.counts_against_retries
+    if crash and retries >= MAX_RETRIES:
         log.warning("trial %d (%s) was retried %d times already; not retrying", failed.number, reason, retries)
         return False
     system_attrs = {
         SYS_RETRY_OF: int(failed.system_attrs.get(SYS_RETRY_OF, failed.number)),
-        SYS_RETRIES: retries + 1,
+        SYS_RETRIES: retries + 1 if crash else retries,
+        **{key: failed.system_attrs[key] for key in CARRIED_SYSTEM_ATTRS if key in failed.system_attrs},
     }
     checkpoint = TrialRecord.of(failed).checkpoint
     if checkpoint:

@@ -63,6 +63,7 @@ def find_study_file(name_or_path: str | Path, search_dirs: list[Path] | None = N
         path = Path(text)
         if path.is_file():
             return path
+        _refuse_folder(path)
         raise ConfigError(f"study file {text} does not exist; give an existing file or a study name")
     dirs = search_dirs if search_dirs is not None else _default_search_dirs()
     for directory in dirs:
@@ -70,9 +71,19 @@ def find_study_file(name_or_path: str | Path, search_dirs: list[Path] | None = N
             candidate = Path(directory) / f"{text}{suffix}"
             if candidate.is_file():
                 return candidate
+    _refuse_folder(Path(text))
     available = sorted({p.stem for d in dirs for p in _study_files(Path(d))})
     listing = ", ".join(available) if available else "none"
     raise ConfigError(f"no study named {text!r} in {', '.join(display_path(Path(d)) for d in dirs)}; available: {listing}")
+
+
+def _refuse_folder(path: Path) -> None:
+    # `hpo validate studies/` names a folder: say so rather than "does not exist".
+    if path.is_dir():
+        yamls = _study_files(path)
+        example = f" such as {path / yamls[0].name}" if yamls else ""
+        raise ConfigError(f"study file {path} is a folder, not a file; give one study YAML file in it{example}, "
+                          "or a study name")
 
 
 def _study_files(directory: Path) -> list[Path]:

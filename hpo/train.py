@@ -323,7 +323,9 @@ def _place(model: nn.Module, data: Any, config: TrainConfig, device: torch.devic
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)  # data order and augmentation
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick the fastest kernels
+        # Fixed batch shapes: let cuDNN pick the fastest kernels, unless the caller asked for deterministic
+        # algorithms (torch.use_deterministic_algorithms), under which runs must repeat bit for bit.
+        torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
         torch.cuda.reset_peak_memory_stats(device)
 
     model.to(device)

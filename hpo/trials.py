@@ -24,8 +24,9 @@ too_slow       PRUNED    an epoch took longer than ``constraints.max_epoch_secon
 constraint     FAIL      e.g. over ``max_params``: refused before any training
 oom            FAIL      out of device memory; not retried with the same configuration
 error          FAIL      any other exception (message in ``error``); not retried
-interrupted    FAIL      SIGINT/SIGTERM; retried from the last checkpoint (at most twice)
-worker_lost    FAIL      its worker stopped sending heartbeats; retried like ``interrupted``
+interrupted    FAIL      SIGINT/SIGTERM or a worker's --timeout; resumed from the last checkpoint,
+                         however often (a user stop uses up no crash retry)
+worker_lost    FAIL      its worker stopped sending heartbeats; resumed likewise, at most twice
 budget         FAIL      asked beyond ``n_trials`` by a concurrent worker; never trained
 deadline       PRUNED    the study's time budget ran out; stopped at an epoch end, value kept
 =============  ========  =====================================================================
@@ -174,6 +175,12 @@ class StopReason(str, enum.Enum):
         return self.state == TrialState.PRUNED
 
     @property
+    def counts_against_retries(self) -> bool:
+        """Whether queueing it again uses up the crash-retry limit (``MAX_RETRIES``): a lost worker does;
+        a stop by the user or the system (Ctrl-C, SIGTERM, a worker's ``--timeout``) does not."""
+        return self in _RETRYABLE and self not in _USER_STOPS
+
+    @property
     def counts_as_failure(self) -> bool:
         """Whether the trial counts towards the failure-streak limit (the configuration's fault)."""
         return self.state == TrialState.FAIL and self not in _NOT_THE_CONFIGURATION
@@ -191,9 +198,10 @@ class StopReason(str, enum.Enum):
 
 _PRUNED_REASONS = frozenset({StopReason.PRUNED, StopReason.DIVERGED, StopReason.TOO_SLOW, StopReason.DEADLINE})
 _RETRYABLE = frozenset({StopReason.INTERRUPTED, StopReason.WORKER_LOST})
+_USER_STOPS = frozenset({StopReason.INTERRUPTED})  # retried however often: the configuration did nothing wrong
 _NOT_THE_CONFIGURATION = frozenset({StopReason.INTERRUPTED, StopReason.WORKER_LOST, StopReason.BUDGET})
 
-MAX_RETRIES = 2  # a retryable trial's configuration is queued again at most this often
+MAX_RETRIES = 2  # a crashed configuration (worker_lost) is queued again at most this often; user stops do not count
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,6 +343,11 @@ class TrialRecord:
 
 _RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 
+# Record fields that tables lay out by name (hpo.api's trials frame, the live display).
+STOP_REASON = "stop_reason"
+EPOCHS_RUN = "epochs_run"
+HISTORY = "history"
+
 # Metrics of the record that are counts (stored by Optuna as floats when they are objective values).
 INTEGER_FIELDS = frozenset({"param_count", "macs", "epochs_run", "peak_memory_bytes", "n_val_images", "n_test_images"})
 
@@ -385,11 +398,29 @@ SYS_RETRIES = "hpo:retries"  # trial: how many times this configuration was retr
 SYS_RESUME = "hpo:resume_checkpoint"  # trial: artifact id of the checkpoint to resume from
 SYS_WORKER = "hpo:worker"  # trial: the worker that runs it
 SYS_HEARTBEAT = "hpo:heartbeat"  # trial: unix time of its worker's last heartbeat
+SYS_CREATE_TOKEN = "hpo:create_token"  # trial: a worker's token, to find the trial it created when the reply was lost
+SYS_TAKE_TOKEN = "hpo:take_token"  # trial: a worker's token, to recognise the queued trial it took when the reply was lost
 SYS_GRID_ID = "grid_id"  # trial: the point Optuna's GridSampler gave it
 WORKER_PRESENCE_PREFIX = "hpo:worker:"  # study: hpo:worker:<id> -> {host, pid, device, time}
 CHECKPOINT_REMOVED_PREFIX = "hpo:checkpoint_removed:"  # study: hpo:checkpoint_removed:<number> -> True
 TEST_ACCURACY_PREFIX = "test_accuracy:"  # study: test_accuracy:<number> -> accuracy (finished trials are read-only)
 TEST_IMAGES_PREFIX = "test_images:"  # study: test_images:<number> -> the images that accuracy was measured on
+SYS_WARM_FROM = "hpo:warm_start_from"  # trial: "STUDY#N", the trial of another study whose configuration it runs
+
+# System attributes a retry of a trial keeps (hpo.study.enqueue_retry): what the configuration is, not
+# how far its run got.
+SYS_REFIT_OF = "hpo:refit_of"  # trial of a refit study: the number of the search trial whose configuration it retrains
+SYS_REFIT_SEED = "hpo:refit_seed"  # trial of a refit study: the seed it trains with (initialisation, order, augmentation)
+CARRIED_SYSTEM_ATTRS: tuple[str, ...] = (SYS_WARM_FROM, SYS_REFIT_OF, SYS_REFIT_SEED)
+
+# Refits (hpo.refit): study user attributes of a refit study (``<study>.refit``): the search study it
+# retrains, and that it runs only its queued trials (no sampling, no pruning).
+REFIT_SOURCE_KEY = "refit_of_study"
+QUEUE_ONLY_KEY = "queue_only"
+
+# Warm start (hpo.warm_start): the study-file key, and the study user attribute recording that the
+# study's warm trials were enqueued, and from where ({from, storage, top, trials}).
+WARM_START_KEY = "warm_start"
 
 # The study's time budget: the study-file and definition key, and the study user attribute that holds
 # it ({"seconds": ...} or {"device_hours": ...}), changed like n_trials. Not the ``budget`` stop reason.

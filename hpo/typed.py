@@ -136,6 +136,15 @@ def field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
 
 
+def jsonable(value: Any) -> Any:
+    """Tuples to lists and mapping keys to strings, so a JSON round trip changes nothing."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def is_number(value: Any) -> bool:
     """Whether ``value`` is an int or a float (``True`` is not a number here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -7,6 +7,7 @@ where a missing server fails the run: those tests must not silently disappear.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import socket
@@ -98,6 +99,17 @@ def mysql_url() -> str:
 def redis_url() -> str:
     _require_server("Redis", 6379)
     return REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def _restore_hpo_logger():
+    """Give the "hpo" logger back after each test: a worker run in this process
+    (``hpo.workers.configure_logging``) replaces its handlers and stops propagation, which would
+    hide later tests' messages from ``caplog``."""
+    log = logging.getLogger("hpo")
+    handlers, level, propagate = log.handlers[:], log.level, log.propagate
+    yield
+    log.handlers[:], log.level, log.propagate = handlers, level, propagate
 
 
 @pytest.fixture

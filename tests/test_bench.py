@@ -219,3 +219,5 @@ def test_quickstart_figures_of_a_stored_study(tmp_path):
     assert figures["front_also_acc_x_params"] == 1 and figures["front_sampled"] == 2
     assert figures["reference"][0] == 0.70 and figures["best_sampled"][0] == 0.72
     assert figures["best_sampled_ok"] is True
+    # The knee hpo's reports show: the 72% CNN (3,000 parameters), which the fast linear model does not tie.
+    assert figures["knee"] == [1, 0.72, 3000, 0]

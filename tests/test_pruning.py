@@ -493,7 +493,8 @@ def test_multi_objective_studies_accept_mo_asha_and_none() -> None:
 
 
 def test_bad_pruner_arg_value_is_refused_with_the_file_named() -> None:
-    with pytest.raises(ConfigError, match=f"^{ORIGIN}: pruner 'percentile' refuses its args"):
+    with pytest.raises(ConfigError, match=f"^{ORIGIN}: pruner.args.percentile is 150, but for pruner 'percentile' it "
+                                          "must be a number from 0 to 100"):
         check_pruner("percentile", {"percentile": 150}, n_objectives=1, origin=ORIGIN)
     with pytest.raises(ConfigError, match="reduction_factor"):
         check_pruner("mo_asha", {"reduction_factor": 1}, n_objectives=2, origin=ORIGIN)

@@ -61,11 +61,25 @@ def tie(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def format_interval(accuracy: float, interval: tuple[float, float] | None, digits: int = 4) -> str:
-    """``0.7013 [0.6689, 0.7318]``, or the accuracy alone without an interval."""
+def format_accuracy(accuracy: float | None, interval: tuple[float, float] | None = None) -> str:
+    """An accuracy as every hpo command and report prints it: ``70.13%``, with its 95% interval
+    ``70.13% [66.9, 73.2]`` (percent, the interval's ends to 0.1 point); ``-`` for None.
+
+    Args:
+        accuracy: A fraction in [0, 1], or None (not measured).
+        interval: Its ``(lower, upper)``, or None where the number of images is not known.
+    """
+    if accuracy is None:
+        return "-"
+    text = f"{100 * accuracy:.2f}%"
     if interval is None:
-        return f"{accuracy:.{digits}f}"
-    return f"{accuracy:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+        return text
+    return f"{text} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
+def format_interval(accuracy: float, interval: tuple[float, float] | None, digits: int | None = None) -> str:
+    """:func:`format_accuracy` (the name earlier callers use; ``digits`` is no longer used)."""
+    return format_accuracy(accuracy, interval)
 
 
 # Column names of an interval's ends beside its accuracy's, e.g. ``val_accuracy_lower``.

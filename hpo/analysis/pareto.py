@@ -406,13 +406,16 @@ def hypervolume(points: Any, axes: Sequence[str], reference: Mapping[str, Any] |
 
 
 def tied_costlier_mask(points: Any, axes: Sequence[str], intervals: Sequence[Any] | None) -> np.ndarray:
-    """The points whose accuracy gain is noise: each ties in accuracy with a point no worse on every cost.
+    """The points whose accuracy gain is noise: each ties in accuracy with a kept point no worse on every cost.
 
-    Point ``i`` is marked when another point ``j`` has an accuracy interval that overlaps ``i``'s
-    (:func:`hpo.analysis.intervals.tie`) and is no worse than ``i`` on every other axis (parameters,
-    seconds, MACs). On a front ``j`` is then the cheaper model that the data cannot tell from ``i``.
-    When ``j`` costs exactly what ``i`` costs, the more accurate one (then the first) is kept, so
-    the point with the lexicographically smallest costs is never marked and some point stays.
+    Points are taken cheapest first (costs in lexicographic order, then the more accurate, then the
+    first). Point ``i`` is marked when a point ``j`` taken before it and kept has an accuracy
+    interval that overlaps ``i``'s (:func:`hpo.analysis.intervals.tie`) and is no worse than ``i``
+    on every other axis (parameters, seconds, MACs): on a front ``j`` is then the cheaper model that
+    the data cannot tell from ``i``. A point that ties only with points set aside stays: ties do not
+    chain, so a model whose gain over every kept cheaper one the images confirm is never set aside
+    because an intermediate model ties with both. The lexicographically cheapest point is never
+    marked, so some point stays.
 
     Args:
         points: ``(n, len(axes))`` values in natural units, no NaN.
@@ -430,13 +433,16 @@ def tied_costlier_mask(points: Any, axes: Sequence[str], intervals: Sequence[Any
     column = list(axes).index(VAL_ACCURACY)
     costs = np.delete(as_costs(values, _directions_of(axes)), column, axis=1)
     accuracy = values[:, column]
-    for i, j in ((i, j) for i in range(len(values)) for j in range(len(values)) if i != j):
-        if marked[i] or intervals[i] is None or intervals[j] is None or not tie(intervals[i], intervals[j]):
-            continue
-        if np.all(costs[j] <= costs[i]) and (
-            np.any(costs[j] < costs[i]) or accuracy[j] > accuracy[i] or (accuracy[j] == accuracy[i] and j < i)
+    # Cheapest first: a point no worse on every cost than another always comes before it.
+    order = sorted(range(len(values)), key=lambda i: (*costs[i], -accuracy[i], i))
+    kept: list[int] = []
+    for i in order:
+        if intervals[i] is not None and any(
+            intervals[j] is not None and tie(intervals[i], intervals[j]) and np.all(costs[j] <= costs[i]) for j in kept
         ):
             marked[i] = True
+        else:
+            kept.append(i)
     return marked
 
 

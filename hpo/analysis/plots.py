@@ -342,6 +342,44 @@ def plot_history(report: StudyReport) -> go.Figure:
     return fig
 
 
+def plot_robustness(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
+    """The refitted configurations against ``axis``: each search run (hollow) beside its refits'
+    validation mean with ± one standard deviation as error bars and the per-seed values as dots;
+    the knee chosen on the refit means starred."""
+    from hpo.analysis.refits import refit_rows
+
+    fig = go.Figure()
+    rows = {row["number"]: row for row in report.rows("COMPLETE")}
+    chosen = [rows[n] for n in sorted(report.refits) if n in rows and rows[n].get(axis) is not None]
+    fig.add_trace(_scatter(chosen, axis, mode="markers", name="search run (one seed)",
+                           marker={"color": "rgba(0,0,0,0)", "size": 12, "line": {"color": GREY, "width": 2}}))
+    means = [r for r in refit_rows(chosen, report.refits)]
+    seeds_x, seeds_y = [], []
+    for row in chosen:
+        for value in report.refits[row["number"]].values():
+            seeds_x.append(row[axis])
+            seeds_y.append(value)
+    fig.add_trace(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name="one refit seed",
+                             marker={"color": FRONT, "size": 6, "opacity": 0.45}, hoverinfo="skip"))
+    std = {n: report.refits[n].std() or 0.0 for n in report.refits}
+    fig.add_trace(go.Scatter(
+        x=[r[axis] for r in means], y=[r[VAL_ACCURACY] for r in means], mode="markers+text",
+        name="refit mean ± std", text=[f"trial {r['number']}" for r in means], textposition="top right",
+        marker={"color": FRONT, "size": 11, "symbol": "diamond"},
+        error_y={"type": "data", "array": [std[r["number"]] for r in means], "color": FRONT, "thickness": 2, "width": 6},
+    ))
+    knee = report.knee_trial
+    if knee is not None and any(r["number"] == knee for r in means):
+        row = next(r for r in means if r["number"] == knee)
+        fig.add_trace(go.Scatter(x=[row[axis]], y=[row[VAL_ACCURACY]], mode="markers", name=f"knee (trial {knee})",
+                                 marker={"color": KNEE, "size": 20, "symbol": "star"}))
+    _layout(fig, f"{report.name}: refits over seeds", AXIS_LABELS[axis], "Validation accuracy")
+    if _log_axis(axis):
+        fig.update_xaxes(type="log")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
 # The optimisation history's file stem is its plot function's name; spelled out, it would be the
 # trial attribute name that only hpo.trials may spell (tests/test_architecture.py).
 HISTORY_FIGURE = plot_history.__name__.removeprefix("plot_")
@@ -355,7 +393,8 @@ def figures(report: StudyReport) -> dict[str, go.Figure]:
 
     Returns:
         ``front_params``, ``front_time`` (and ``front_macs`` when MACs is a report axis),
-        ``learning_curves``, ``importance`` and ``history``, in slide order.
+        ``learning_curves``, ``importance`` and ``history``, in slide order; ``robustness`` when
+        the study has refits.
     """
     result = {
         "front_params": plot_front(report, PARAM_COUNT),
@@ -366,4 +405,6 @@ def figures(report: StudyReport) -> dict[str, go.Figure]:
     result["learning_curves"] = plot_learning_curves(report)
     result["importance"] = plot_importances(report)
     result[HISTORY_FIGURE] = plot_history(report)
+    if report.refits:
+        result["robustness"] = plot_robustness(report)
     return result

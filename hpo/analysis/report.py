@@ -26,18 +26,29 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial
 
-from hpo.analysis.intervals import CONFIDENCE, accuracy_interval, is_interval_key, lower_key, measured_on, upper_key
+from hpo.analysis.intervals import CONFIDENCE, accuracy_interval, lower_key, measured_on, upper_key
+from hpo.analysis.formatting import (  # noqa: F401  (re-exported)
+    KNEE,
+    TIES_KNEE,
+    display_cell,
+    format_cell,
+    format_count,
+    shown_columns,
+)
 from hpo.analysis.pareto import AXES, FrontInfo, front_info, resolve_axes, resolve_reference
+from hpo.analysis.refits import add_refit_columns, collect_refits, refit_rows
 from hpo.data.sizes import SplitSizes, split_sizes_of
 from hpo.trials import (
     BUDGET_KEY,
     INTEGER_FIELDS,
     MACS,
+    MAXIMIZE,
     N_TEST_IMAGES,
     N_VAL_IMAGES,
     OBJECTIVES,
     PARAM_COUNT,
     REPORTED_FIELDS,
+    SYS_WARM_FROM,
     TEST_ACCURACY,
     TEST_ACCURACY_PREFIX,
     TEST_IMAGES_PREFIX,
@@ -76,7 +87,8 @@ class StudyReport:
         directions: "maximize"/"minimize" per objective value.
         metric_names: Names of the objective values (e.g. ["val_accuracy"]).
         trials: One dict per trial: ``number``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING,
-            WAITING), ``values``, ``params``, ``datetime_start``/``datetime_complete`` and every
+            WAITING), ``values``, ``params``, ``datetime_start``/``datetime_complete``, ``warm_from``
+            (``STUDY#N`` on a warm-start trial, see hpo.warm_start; else None) and every
             field in :data:`ROW_FIELDS` as stored (None when missing; ``history`` is the list of
             per-epoch dicts). Metrics come from the objective values when the study optimises
             them, else from the user attributes.
@@ -95,6 +107,9 @@ class StudyReport:
         importances: Target axis -> {param: importance}, fANOVA, normalised to sum 1; a target
             is missing when its importance could not be computed.
         importance_notes: Why an importance is missing, one sentence per target.
+        ped_anova_importances: The same targets by PED-ANOVA, the evaluator optuna-dashboard's
+            importance panel uses (Optuna 5's default), computed as the dashboard does (lower is
+            better: maximised targets negated); the deck shows them beside the fANOVA ones.
         n_trials: The study's trial budget (study user attr ``n_trials``, which ``--n-trials``
             updates; else the definition's), or None.
         created: When the report was collected (UTC).
@@ -119,14 +134,26 @@ class StudyReport:
     search_space: dict[str, str]
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     importance_notes: dict[str, str] = field(default_factory=dict)
+    ped_anova_importances: dict[str, dict[str, float]] = field(default_factory=dict)
     n_trials: int | None = None
     time_budget: str | None = None  # the study's time budget as status lines name it (``4m``), or None
     created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+    refits: dict[int, Any] = field(default_factory=dict)  # hpo.analysis.refits.RefitStats by search trial
+    refit_front: FrontInfo | None = None  # the front of the refitted configurations on their refit means
 
     @property
     def knee_trial(self) -> int | None:
-        """Trial number of the front's knee point, or None."""
+        """Trial number of the knee point: on the refit means where refits exist, else the front's; or None."""
+        if self.refit_front is not None and self.refit_front.knee_trial is not None:
+            return self.refit_front.knee_trial
         return self.front.knee_trial
+
+    def ties_knee(self, number: int) -> bool | None:
+        """Whether trial ``number`` ties the knee: its seed spread (mean ± std) overlaps the knee's
+        where refits chose the knee, else its accuracy interval (see FrontInfo.ties_knee)."""
+        if self.refit_front is not None and self.refit_front.knee_trial is not None:
+            return self.refit_front.ties_knee(number) if number in self.refit_front.trial_numbers else None
+        return self.front.ties_knee(number)
 
     @property
     def hypervolume(self) -> float:
@@ -160,8 +187,10 @@ class StudyReport:
 
     @property
     def front_rows(self) -> list[dict[str, Any]]:
-        """Rows of the front trials, best accuracy first."""
-        return [self.trial(n) for n in _by_accuracy(self, self.front.front_trial_numbers)]
+        """Rows of the front trials, best accuracy first; then refitted trials off the front."""
+        front = _by_accuracy(self, self.front.front_trial_numbers)
+        refitted = [n for n in sorted(self.refits) if n not in front and any(r["number"] == n for r in self.trials)]
+        return [self.trial(n) for n in front + refitted]
 
 
 def _by_accuracy(report: StudyReport, numbers: Sequence[int]) -> list[int]:
@@ -182,6 +211,7 @@ def _trial_row(trial: FrozenTrial, record: TrialRecord, metric_names: Sequence[s
         "params": dict(trial.params),
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
+        WARM_FROM: trial.system_attrs.get(SYS_WARM_FROM),  # "STUDY#N" on a warm-start trial, else None
     }
     for name in ROW_FIELDS:
         row[name] = finite_or_none(attrs.get(name))
@@ -273,15 +303,19 @@ def _varying_params(trials: Sequence[FrozenTrial]) -> list[str]:
     return sorted(name for name, values in seen.items() if len(values) > 1)
 
 
-def _importance_target(axis: str, rows: Mapping[int, Mapping[str, Any]]):
+# Who made an importance: hpo's reports fit fANOVA; optuna-dashboard's panel shows PED-ANOVA.
+FANOVA, PED_ANOVA = "fANOVA", "PED-ANOVA"
+
+
+def _importance_target(axis: str, rows: Mapping[int, Mapping[str, Any]], sign: float = 1.0):
     def target(trial: FrozenTrial) -> float:
         value = rows[trial.number].get(axis)
         if value is None:
             return math.nan  # optuna's evaluators skip non-finite targets
         value = float(value)
         if axis in _LOG_TARGETS:
-            return math.log10(value) if value > 0 else math.nan
-        return value
+            return sign * math.log10(value) if value > 0 else math.nan
+        return sign * value
 
     return target
 
@@ -291,7 +325,10 @@ def _importances(
     targets: Sequence[str],
     rows: Mapping[int, Mapping[str, Any]],
     varying: Sequence[str],
+    evaluator_name: str = FANOVA,
 ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    import warnings
+
     importances: dict[str, dict[str, float]] = {}
     notes: dict[str, str] = {}
     complete = [r for r in rows.values() if r["state"] == "COMPLETE"]
@@ -308,11 +345,17 @@ def _importances(
                 f"importance for {axis} needs at least two varying parameters (got {len(varying)})"
             )
             continue
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        # PED-ANOVA ranks by low target values, so maximised axes are negated (as optuna-dashboard does).
+        ped_anova = evaluator_name == PED_ANOVA
+        evaluator = (optuna.importance.PedAnovaImportanceEvaluator() if ped_anova
+                     else optuna.importance.FanovaImportanceEvaluator(seed=0))
+        sign = -1.0 if ped_anova and OBJECTIVES[axis].direction == MAXIMIZE else 1.0
         try:
-            result = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, target=_importance_target(axis, rows)
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PED-ANOVA warns on every explicit target
+                result = optuna.importance.get_param_importances(
+                    study, evaluator=evaluator, target=_importance_target(axis, rows, sign)
+                )
         # A report must not fail for want of an importance: conditional spaces, constant
         # targets or too few trials per parameter make fANOVA raise in many ways.
         except Exception as error:  # noqa: BLE001
@@ -325,7 +368,7 @@ def _importances(
     return importances, notes
 
 
-def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> StudyReport:
+def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES), *, importances: bool = True) -> StudyReport:
     """Collect a study into a :class:`StudyReport`.
 
     The front is built from COMPLETE trials only: pruned trials ran a smaller budget, so they
@@ -335,6 +378,8 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
         study: A loaded Optuna study written by ``hpo run``, or any study whose trials carry the
             user attributes of :class:`hpo.trials.TrialRecord`.
         axes: Front axes, full or short names (see pareto.resolve_axes).
+        importances: Fit the parameter importances (fANOVA, the slow part); without it they are
+            left empty, for callers that only read the trials or the front (``hpo.Study``).
 
     Returns:
         The report.
@@ -367,7 +412,9 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
     }
     varying = _varying_params(trials)
     targets = list(dict.fromkeys([VAL_ACCURACY, *axes]))
-    importances, notes = _importances(study, targets, by_number, varying)
+    importance, notes = _importances(study, targets, by_number, varying) if importances else ({}, {})
+    ped_anova = _importances(study, targets, by_number, varying, PED_ANOVA)[0] if importances else {}
+    refits = collect_refits(study)
 
     return StudyReport(
         name=study.study_name,
@@ -387,10 +434,13 @@ def collect(study: optuna.Study, axes: Sequence[str] = tuple(DEFAULT_AXES)) -> S
         pruned_numbers=[row["number"] for row in rows if row["state"] == "PRUNED"],
         varying_params=varying,
         search_space=_search_space(trials, definition),
-        importances=importances,
+        importances=importance,
         importance_notes=notes,
+        ped_anova_importances=ped_anova,
         n_trials=study_attrs.get("n_trials", definition.get("n_trials")),
         time_budget=_time_budget(study_attrs.get(BUDGET_KEY, definition.get(BUDGET_KEY))),
+        refits=refits,
+        refit_front=front_info(refit_rows(complete, refits), axes, reference) if refits else None,
     )
 
 
@@ -403,8 +453,7 @@ def _time_budget(stored: Any) -> str | None:
 
 # The metric columns of the front table, after ``trial``.
 FRONT_TABLE_METRICS = (VAL_ACCURACY, PARAM_COUNT, MACS, TRAIN_SECONDS)
-KNEE = "knee"  # the front-table column that marks the knee trial
-TIES_KNEE = "ties_knee"  # the column that marks front trials whose accuracy ties the knee's
+WARM_FROM = "warm_from"  # row field and front-table column: the "STUDY#N" a warm-start trial came from
 
 
 def _with_interval(entry: dict[str, Any], row: Mapping[str, Any], name: str) -> None:
@@ -420,7 +469,8 @@ def front_table(report: StudyReport) -> list[dict[str, Any]]:
     ``val_accuracy_upper``, ``param_count``, ``macs``, ``train_seconds``, ``test_accuracy`` with
     ``test_accuracy_lower``/``_upper`` (only when some front trial was evaluated with ``hpo
     evaluate``), ``knee`` (True on the knee trial), ``ties_knee`` (True where the accuracy interval
-    overlaps the knee's, False on the knee and elsewhere, None where an interval is unknown), then
+    overlaps the knee's, False on the knee and elsewhere, None where an interval is unknown),
+    ``warm_from`` (only when a front trial is a warm-start trial: ``STUDY#N``, else None), then
     one column per varying parameter (None when the trial does not use it, e.g. ``resnet.depth`` on
     a DenseNet trial). Interval ends are None where the number of images is not known.
 
@@ -432,6 +482,7 @@ def front_table(report: StudyReport) -> list[dict[str, Any]]:
     """
     front = report.front_rows
     evaluated = any(row.get(TEST_ACCURACY) is not None for row in front)
+    warm = any(row.get(WARM_FROM) for row in front)
     table = []
     for row in front:
         entry: dict[str, Any] = {"trial": row["number"]}
@@ -443,7 +494,11 @@ def front_table(report: StudyReport) -> list[dict[str, Any]]:
         if evaluated:
             _with_interval(entry, row, TEST_ACCURACY)
         entry[KNEE] = row["number"] == report.knee_trial
-        entry[TIES_KNEE] = report.front.ties_knee(row["number"])
+        entry[TIES_KNEE] = report.ties_knee(row["number"])
+        if warm:
+            entry[WARM_FROM] = row.get(WARM_FROM)
+        if report.refits:
+            add_refit_columns(entry, report.refits.get(row["number"]))
         for name in report.varying_params:
             entry[name] = row["params"].get(name)
         table.append(entry)
@@ -481,10 +536,13 @@ __all__ = [
     "ACCURACY_COUNTS",
     "CONFIDENCE",
     "DEFAULT_AXES",
+    "FANOVA",
     "FRONT_TABLE_METRICS",
     "KNEE",
+    "PED_ANOVA",
     "ROW_FIELDS",
     "TIES_KNEE",
+    "WARM_FROM",
     "StudyReport",
     "collect",
     "describe_distribution",
@@ -495,70 +553,3 @@ __all__ = [
     "history_arrays",
     "shown_columns",
 ]
-
-
-def format_count(value: float | None) -> str:
-    """A count in short engineering form: 950, 12.3k, 1.25M, 3.4G.
-
-    Args:
-        value: The count, or None.
-
-    Returns:
-        The text ("-" for None).
-    """
-    if value is None:
-        return "-"
-    value = float(value)
-    for bound, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= bound:
-            return f"{value / bound:.3g}{suffix}"
-    return f"{value:.0f}"
-
-
-def format_cell(column: str, value: Any) -> str:
-    """How a front-table or trial value is shown to people (CSV keeps raw numbers).
-
-    Args:
-        column: The column or attribute name (accuracies as %, counts short, seconds to 0.1 s).
-        value: The value.
-
-    Returns:
-        The text ("-" for None).
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if column.endswith("accuracy") and isinstance(value, (int, float)):
-        return f"{100 * value:.2f}%"
-    if column in INTEGER_FIELDS and isinstance(value, (int, float)):
-        return format_count(value)
-    if column.endswith("seconds") and isinstance(value, (int, float)):
-        return f"{value:.1f}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def display_cell(row: Mapping[str, Any], column: str) -> str:
-    """A table cell as people read it, an accuracy with its 95% interval: ``70.13% [66.9, 73.2]``.
-
-    Args:
-        row: A front-table row (or trial row) holding ``column`` and, for an accuracy, its
-            ``<column>_lower`` and ``<column>_upper``.
-        column: The column.
-
-    Returns:
-        :func:`format_cell`'s text, followed by the interval in percent where both ends are known.
-    """
-    text = format_cell(column, row.get(column))
-    lower, upper = row.get(lower_key(column)), row.get(upper_key(column))
-    if row.get(column) is None or lower is None or upper is None:
-        return text
-    return f"{text} [{100 * lower:.1f}, {100 * upper:.1f}]"
-
-
-def shown_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The columns of a front table shown to people: all but the interval ends, which
-    :func:`display_cell` writes beside their accuracy."""
-    return [c for c in table[0] if not is_interval_key(c)] if table else []

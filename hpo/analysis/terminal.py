@@ -14,6 +14,7 @@ from hpo.analysis.report import (
     CONFIDENCE,
     KNEE,
     TIES_KNEE,
+    WARM_FROM,
     StudyReport,
     display_cell,
     front_table,
@@ -71,9 +72,10 @@ def front_rich_table(report: StudyReport) -> Table:
     from rich.table import Table
 
     rows = front_table(report)
+    warm = "; warm_from: the study#trial a warm-start trial took its configuration from" if rows and WARM_FROM in rows[0] else ""
     table = Table(title=f"{report.name}: Pareto front over {', '.join(report.front.axes)} "
                         f"({len(rows)} of {len(report.rows('COMPLETE'))} complete trials; hypervolume {report.hypervolume:.4f})",
-                  caption=f"accuracies [{100 * CONFIDENCE:.0f}% Wilson interval]; ties: its interval overlaps the knee's")
+                  caption=f"accuracies [{100 * CONFIDENCE:.0f}% Wilson interval]; ties: its interval overlaps the knee's{warm}")
     columns = shown_columns(rows) or ["trial"]
     marks = {KNEE: "knee", TIES_KNEE: "ties"}
     for column in columns:

@@ -175,7 +175,7 @@ def save_checkpoint(state: TrainerState, path: str | Path, history: Sequence[Epo
     except (OSError, RuntimeError) as exc:  # torch.save reports some write errors as RuntimeError
         detail = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
-            f"cannot write checkpoint {path}: {detail}; free space or choose a writable --artifacts directory",
+            f"cannot write checkpoint {path}: {detail}; free space there, or give a path in a writable folder",
             path,
             history,
         ) from exc

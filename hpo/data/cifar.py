@@ -163,11 +163,16 @@ def download_cifar(data_dir: str | os.PathLike, cifar100: bool = False) -> str |
         cifar100: Download CIFAR-100 instead of CIFAR-10.
 
     Returns:
-        None on success, otherwise a short reason why there is no download.
+        None on success, otherwise a short reason why there is no download. A failed download
+        leaves no folder behind that was not there before.
     """
     if os.environ.get("HPO_OFFLINE", "") not in ("", "0"):
         return "download skipped because HPO_OFFLINE is set"
+    import shutil
+
     import torchvision  # deferred: only a download needs it
+
+    existed = Path(data_dir).exists()
 
     dataset_class = torchvision.datasets.CIFAR100 if cifar100 else torchvision.datasets.CIFAR10
     # torchvision's urlopen() has no timeout of its own; it takes the socket default.
@@ -176,6 +181,8 @@ def download_cifar(data_dir: str | os.PathLike, cifar100: bool = False) -> str |
     try:
         dataset_class(root=str(data_dir), train=True, download=True)
     except Exception as exc:  # any failure (DNS, refused, md5, disk) means "no data": say why
+        if not existed:
+            shutil.rmtree(data_dir, ignore_errors=True)  # torchvision made it; an empty folder would mislead
         return f"the download failed ({type(exc).__name__}: {exc})".replace("\n", " ")
     finally:
         socket.setdefaulttimeout(previous_timeout)

@@ -21,13 +21,12 @@ import torch
 
 from hpo.data import cache, cifar, folder
 from hpo.data.cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
-from hpo.data.sizes import train_count
+from hpo.data.sizes import KIND_CLASSES, train_count
 from hpo.errors import ConfigError, DataNotFoundError
 from hpo.typed import conforms, field_types, is_number, type_name
 
 DATASET_KINDS = ("minicifar", "cifar10", "cifar100", "folder")
 CIFAR_IMAGE_SIZE = 32
-_KIND_CLASSES = {"cifar10": 10, "cifar100": 100}  # fixed class counts; minicifar chooses, a folder counts its own
 _MAX_R = 1000  # MINICIFAR keeps n_init // R images per class, n_init = 1000 for the test split
 _FINGERPRINT_VERSION = 1
 _STATS_CHUNK = 2048  # images per step when computing mean/std (bounds the float64 temporary)
@@ -107,8 +106,8 @@ def _check_section_values(kind: str, section: Mapping[str, Any]) -> None:
     if is_number(n_classes):
         if kind == "minicifar" and not 2 <= n_classes <= 10:
             raise ConfigError(f"dataset.n_classes must be between 2 and 10 for minicifar, the first classes of CIFAR-10 (got {n_classes})")
-        if kind in _KIND_CLASSES and n_classes != _KIND_CLASSES[kind]:
-            raise ConfigError(f"dataset.n_classes applies only to kind: minicifar ({kind} has {_KIND_CLASSES[kind]} classes, got {n_classes}); remove it")
+        if kind in KIND_CLASSES and n_classes != KIND_CLASSES[kind]:
+            raise ConfigError(f"dataset.n_classes applies only to kind: minicifar ({kind} has {KIND_CLASSES[kind]} classes, got {n_classes}); remove it")
         if kind == "folder":
             raise ConfigError("dataset.n_classes applies only to kind: minicifar (a folder has one class per train/ subfolder); remove it")
     r = section.get("R")
@@ -181,10 +180,8 @@ def dataset_num_classes(config: DatasetConfig, data_dir: str | os.PathLike | Non
     Raises:
         DataNotFoundError: ``kind: folder`` and there is no ``train/`` folder.
     """
-    if config.kind == "cifar10":
-        return 10
-    if config.kind == "cifar100":
-        return 100
+    if config.kind in KIND_CLASSES:
+        return KIND_CLASSES[config.kind]
     if config.kind == "minicifar":
         return config.n_classes
     train_dir = resolve_data_dir(data_dir) / "train"
@@ -218,6 +215,12 @@ def _as_source(parts: tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.nd
 
 def _missing_data_message(config: DatasetConfig, data_dir: Path, reason: str | None) -> str:
     where = data_dir.resolve()
+    if not data_dir.exists():
+        about = f" ({reason})" if reason else ""
+        return (
+            f"the data folder {where} does not exist{about}; point --data-dir (or HPO_DATA_DIR) at the folder that "
+            "holds cifar-10-batches-py/ or train/ and test/ class folders, or create it and unpack the data there"
+        )
     folders = f"{where / 'train'}/ and {where / 'test'}/ class folders"
     if config.kind == "folder":
         return (
@@ -233,11 +236,13 @@ def _missing_data_message(config: DatasetConfig, data_dir: Path, reason: str | N
     )
 
 
-def _load_source(config: DatasetConfig, data_dir: Path) -> tuple[dict, dict[str, np.ndarray], Path | None]:
+def _load_source(config: DatasetConfig, data_dir: Path, download: bool = True) -> tuple[dict, dict[str, np.ndarray], Path | None]:
     """Find, decode (once) and cache the whole source; returns (meta, arrays, cache entry)."""
     cifar100 = config.kind == "cifar100"
     batches_dir = data_dir / cifar.pickle_dir_name(cifar100)
     if config.kind != "folder" and not batches_dir.is_dir() and not folder.has_image_folder(data_dir):
+        if not download:
+            raise DataNotFoundError(_missing_data_message(config, data_dir, None))
         reason = cifar.download_cifar(data_dir, cifar100)
         if reason is not None or not batches_dir.is_dir():
             raise DataNotFoundError(_missing_data_message(config, data_dir, reason or "the download gave no data"))
@@ -261,7 +266,7 @@ def _load_source(config: DatasetConfig, data_dir: Path) -> tuple[dict, dict[str,
 
 
 def _check_class_count(config: DatasetConfig, classes: list[str], data_dir: Path, layout: str) -> None:
-    expected = _KIND_CLASSES.get(config.kind)
+    expected = KIND_CLASSES.get(config.kind)
     if expected is not None and len(classes) != expected:
         raise ConfigError(
             f"dataset.kind is {config.kind} but {(data_dir / layout).resolve()} has {len(classes)} classes "
@@ -360,7 +365,8 @@ def dataset_fingerprint(kind: str, classes: list[str], indices: dict[str, list[i
     return digest.hexdigest()
 
 
-def load_dataset(config: DatasetConfig, data_dir: str | os.PathLike, split_seed: int = 0) -> Dataset:
+def load_dataset(config: DatasetConfig, data_dir: str | os.PathLike | None, split_seed: int = 0, *,
+                 download: bool = True) -> Dataset:
     """Load the dataset a study trains on.
 
     ``data_dir`` directly holds ``cifar-10-batches-py/`` (``cifar-100-python/`` for cifar100) or
@@ -380,8 +386,10 @@ def load_dataset(config: DatasetConfig, data_dir: str | os.PathLike, split_seed:
 
     Args:
         config: The dataset config.
-        data_dir: The data folder (see ``resolve_data_dir``).
+        data_dir: The data folder (None: ``$HPO_DATA_DIR``, else ``./data``; see ``resolve_data_dir``).
         split_seed: Seed of the train/validation shuffle (the study's seed).
+        download: Whether missing CIFAR data may be downloaded (False for commands that read a stored
+            study: they use the study's data, and create no folder).
 
     Returns:
         The dataset, with uint8 CPU image tensors.
@@ -390,8 +398,8 @@ def load_dataset(config: DatasetConfig, data_dir: str | os.PathLike, split_seed:
         DataNotFoundError: The data is not in ``data_dir`` and cannot be downloaded.
         ConfigError: The config does not fit the data (too many classes, R too large, ...).
     """
-    data_dir = Path(data_dir).expanduser()
-    meta, arrays, entry = _load_source(config, data_dir)
+    data_dir = resolve_data_dir(data_dir)
+    meta, arrays, entry = _load_source(config, data_dir, download)
     source_classes = list(meta["classes"])
     _check_class_count(config, source_classes, data_dir, meta["layout"])
     if config.kind == "minicifar":

@@ -29,6 +29,7 @@ CIFAR10_TRAIN_PER_CLASS = 5000
 CIFAR10_TEST_PER_CLASS = 1000
 CIFAR_TRAIN_IMAGES = 50_000
 CIFAR_TEST_IMAGES = 10_000
+KIND_CLASSES = {"cifar10": 10, "cifar100": 100}  # fixed class counts; minicifar chooses, a folder counts its own
 
 
 @dataclass(frozen=True)

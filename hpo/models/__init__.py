@@ -57,8 +57,9 @@ def describe_families() -> list[tuple[str, str, list[tuple[str, str, object]]]]:
 def reference_table(num_classes: int = 10, names: Iterable[str] | None = None) -> list[tuple[str, int, int]]:
     """Parameters and MACs per 32x32 image of registered variants.
 
-    Models are built on the meta device (no weights allocated, none downloaded), so the whole table
-    takes seconds. Transfer variants count at their default ``input_size``.
+    Models are built on the meta device (no weights allocated, none downloaded), and only for
+    numbers not already in the cache (``hpo.models.stats_cache``): a repeated ``hpo models`` builds
+    none. Transfer variants count at their default ``input_size``.
 
     Args:
         num_classes: outputs of the head.
@@ -68,8 +69,7 @@ def reference_table(num_classes: int = 10, names: Iterable[str] | None = None) -
     Returns:
         ``[(variant, param_count, macs), ...]``.
     """
-    table = []
-    for name in sorted(variants()) if names is None else names:
-        param_count, macs = model_stats(name, num_classes)
-        table.append((name, param_count, macs))
-    return table
+    from hpo.models.stats_cache import cached_stats
+
+    listed = sorted(variants()) if names is None else list(names)
+    return [(name, params, macs) for name, (params, macs) in zip(listed, cached_stats(listed, num_classes))]

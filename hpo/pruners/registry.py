@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.errors import ConfigError, constructor_args, registry_entry, reject_unknown_args
+from hpo.errors import (ConfigError, annotations_of, check_arg_values, constructor_args, registry_entry,
+                        reject_unknown_args)
 from hpo.pruners.base import BasePruner, NoPruning
 from hpo.pruners.mo_asha import MultiObjectiveSuccessiveHalving
 from hpo.pruners.optuna import OptunaPruner
@@ -46,6 +47,7 @@ class PrunerEntry:
     factory: PrunerFactory = field(repr=False)
     arg_names: frozenset[str] | None = None
     aliases: tuple[str, ...] = ()
+    arg_types: Mapping[str, str] = field(default_factory=dict, repr=False)  # annotations of pruner_class's arguments
 
 
 PRUNERS: dict[str, PrunerEntry] = {}
@@ -110,6 +112,7 @@ def register_pruner(
             factory=factory,
             arg_names=accepted,
             aliases=tuple(aliases),
+            arg_types=annotations_of(pruner_class) if pruner_class is not None else {},
         )
         for key in keys:
             PRUNERS[key] = entry
@@ -201,6 +204,8 @@ def check_pruner(
     entry = _entry(name, origin)
     args = dict(args or {})
     reject_unknown_args("pruner", name, args, entry.arg_names, origin)
+    check_arg_values("pruner", name, args, entry.arg_types, origin)
+    _check_arg_ranges(name, args, origin)
     if n_objectives > 1 and not entry.multi_objective:
         raise ConfigError(_single_objective_message(origin, name))
     try:
@@ -214,6 +219,30 @@ def check_pruner(
     except ConfigError as error:
         raise ConfigError(f"{origin}: {error}") from None
     return pruner.notes(epochs, n_objectives)
+
+
+# Ranges of the pruner arguments that share a name across pruners (Optuna checks some of them, not all,
+# and in its own words): integers at least this, or numbers within these bounds. "auto" stays allowed
+# where the annotation takes a string (Optuna's min_resource / max_resource).
+_INT_AT_LEAST = {"min_resource": 1, "max_resource": 1, "reduction_factor": 2, "interval_steps": 1, "n_min_trials": 1,
+                 "min_trials_at_rung": 1, "n_warmup_steps": 0, "n_startup_trials": 0, "n_startup_steps": 0,
+                 "bootstrap_count": 0, "min_early_stopping_rate": 0}
+_NUMBER_WITHIN = {"percentile": (0.0, 100.0), "p_threshold": (0.0, 1.0)}
+
+
+def _check_arg_ranges(name: str, args: Mapping[str, Any], origin: str) -> None:
+    for key, value in args.items():
+        problem = None
+        if key in _INT_AT_LEAST and value is not None and value != "auto":
+            low = _INT_AT_LEAST[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problem = f"must be an integer >= {low}"
+        elif key in _NUMBER_WITHIN:
+            low, high = _NUMBER_WITHIN[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                problem = f"must be a number from {low:g} to {high:g}"
+        if problem:
+            raise ConfigError(f"{origin}: pruner.args.{key} is {value!r}, but for pruner {name!r} it {problem}")
 
 
 # --- The project's pruners --------------------------------------------------------------------

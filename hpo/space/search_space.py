@@ -322,7 +322,7 @@ def check_assignment(space: SearchSpace, values: Mapping[str, Any]) -> str | Non
             return f"names {name!s}, which is not a parameter of the space (parameters: {', '.join(by_name)})"
         param = by_name[name]
         if not param.contains(value):
-            return f"gives {name} = {value!r}, outside {_describe(param)}"
+            return f"gives {name} = {value!r}, outside {describe_param(param)}"
     # Activity is judged on the values the entry fixes plus the space's fixed values.
     chosen: dict[str, Any] = {}
     for param in space.params:
@@ -346,13 +346,15 @@ def _could_be_active(param: Param, chosen: Mapping[str, Any]) -> bool:
     return True
 
 
-def _describe(param: Param) -> str:
+def describe_param(param: Param) -> str:
+    """What a parameter allows, for messages: ``its choices [...]``, ``its float range [a, b] log scale``."""
     if param.kind == "fixed":
         return f"its fixed value {param.value!r}"
     if param.kind == "categorical":
         return f"its choices {list(param.choices or ())!r}"
     step = f" step {param.step}" if param.step is not None else ""
-    return f"its {param.kind} range [{param.low}, {param.high}]{step}"
+    log_scale = " log scale" if param.log else ""
+    return f"its {param.kind} range [{param.low}, {param.high}]{step}{log_scale}"
 
 
 def grid_values(space: SearchSpace) -> dict[str, list]:

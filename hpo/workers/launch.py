@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpo.errors import ConfigError, HpoError
-from hpo.trials import StopReason
+from hpo.workers.interrupts import SECOND_PRESS_GRACE_SECONDS, worker_id_prefix
 from hpo.workers.worker import WorkerOptions, configure_logging, run_worker
 
 log = logging.getLogger("hpo")
@@ -43,8 +42,11 @@ class Slot:
     threads: int
 
 
-def plan_slots(devices: str = "auto", per_device: int = 1, workers: int | None = None) -> list[Slot]:
+def plan_slots(devices: str = "auto", per_device: int | str = 1, workers: int | None = None) -> list[Slot]:
     """Worker slots: ``devices`` x ``per_device``, or ``workers`` spread round-robin over the devices.
+
+    ``per_device="auto"`` plans as many slots as memory-aware packing may fill
+    (:func:`hpo.workers.packing.auto_slots`); the workers then gate their trials on free memory.
 
     CPU slots share the machine's cores evenly (at least one thread each).
 
@@ -55,8 +57,9 @@ def plan_slots(devices: str = "auto", per_device: int = 1, workers: int | None =
     import torch
 
     from hpo.device import resolve_device
+    from hpo.workers.packing import AUTO, auto_slots
 
-    if per_device < 1:
+    if per_device != AUTO and per_device < 1:
         raise ConfigError(f"--per-device must be at least 1 (got {per_device})")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers})")
@@ -70,6 +73,7 @@ def plan_slots(devices: str = "auto", per_device: int = 1, workers: int | None =
     for name in names:
         resolve_device(name)  # refuses cuda:3 on a two-GPU machine, with the devices it has
     names = ["cuda:0" if n == "cuda" else n for n in names]
+    per_device = auto_slots(names) if per_device == AUTO else per_device
     chosen = [names[i % len(names)] for i in range(workers)] if workers else [n for n in names for _ in range(per_device)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     cpu_slots = sum(1 for d in chosen if d == "cpu") or 1
@@ -143,21 +147,33 @@ def entry_point(environ: Mapping[str, str] | None = None) -> int:
         environ: The environment (default ``os.environ``).
 
     Returns:
-        The exit code: 0 when done, 2 for an error the user can fix (its message printed as one
-        line), 130 when interrupted (SIGINT, SIGTERM).
+        The exit code, as the CLI's (``hpo.faults_user``): 0 when done, 2 for an error the user can
+        fix, 1 for an environment fault or an unexpected error (each printed as one line; the
+        traceback goes to the log file), 130 when interrupted (SIGINT, SIGTERM).
     """
+    from hpo.faults_user import debug_enabled, describe, format_traceback
+    from hpo.workers.interrupts import Interrupted, ignore_further_interrupts
+
     # Optuna flags features such as constraints as experimental; that is noise in a worker's log.
     warnings.filterwarnings("ignore", message=r".*is experimental.*")
     try:
         options, log_file = options_from_environment(environ)
         configure_logging(log_file)
         outcome = run_worker(options)
-    except HpoError as exc:
-        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(StopReason.INTERRUPTED, file=sys.stderr)  # what the CLI prints on Ctrl-C
+    except Interrupted as exc:
+        ignore_further_interrupts()
+        print(exc.summary(), file=sys.stderr)  # which trial, and the command that resumes it
         return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        fault = describe(exc)
+        if fault.exit_code == 130:
+            ignore_further_interrupts()
+        if not isinstance(exc, (HpoError, KeyboardInterrupt)):
+            log.error("worker failed:\n%s", format_traceback(exc))  # the log file keeps what the terminal does not
+        if debug_enabled():
+            print(format_traceback(exc), file=sys.stderr)
+        print(fault.message, file=sys.stderr)
+        return fault.exit_code
     print(outcome_line(outcome), file=sys.stderr)
     return 0
 
@@ -175,10 +191,16 @@ class LaunchResult:
         exit_code: 0 if every worker exited cleanly, 130 when interrupted, else the first
             non-zero exit code of a worker process.
         outcome: The trials by final state of a worker that ran in this process (None otherwise).
+        forced: Whether a second interrupt cut the workers' recording short (the storage may not
+            answer: the caller's last words must not wait on it).
+        worker_prefix: The ids of the worker processes are this plus ``-N`` (see
+            :func:`hpo.workers.interrupts.interrupted_trials`).
     """
 
     exit_code: int
     outcome: dict[str, int] | None = None
+    forced: bool = False
+    worker_prefix: str = ""
 
 
 def launch(
@@ -194,7 +216,8 @@ def launch(
 
     Each worker gets ``options`` with its slot's device and threads (``options.threads`` wins when
     set). In a process, the first SIGINT/SIGTERM is passed on to the workers, which record their
-    running trials as ``interrupted`` and exit; a second one kills them at once. ``options.timeout``
+    running trials as ``interrupted`` and exit; a second one is passed on too, and the workers exit
+    within ``SECOND_PRESS_GRACE_SECONDS`` (killed a second later). ``options.timeout``
     bounds the run: each worker stops its running trial at the next epoch end after it (recorded as
     ``interrupted``, queued to resume) and exits; a worker still running :func:`timeout_grace`
     seconds later (an epoch that never ends) is interrupted like on Ctrl-C.
@@ -225,7 +248,8 @@ def launch(
         # Every worker stops at the same moment, the run's timeout, however long its start-up took.
         options = dataclasses.replace(options, timeout_at=time.time() + options.timeout)
     procs = _start_processes(options, slots, log_dir)
-    return LaunchResult(_wait(procs, options.timeout, on_tick, tick_seconds))
+    code, forced = _wait(procs, options.timeout, on_tick, tick_seconds)
+    return LaunchResult(code, forced=forced, worker_prefix=worker_id_prefix())
 
 
 def _slot_options(options: WorkerOptions, slot: Slot, worker_id: str | None = None) -> WorkerOptions:
@@ -235,7 +259,7 @@ def _slot_options(options: WorkerOptions, slot: Slot, worker_id: str | None = No
 
 def _start_processes(options: WorkerOptions, slots: Sequence[Slot], log_dir: Path) -> list[subprocess.Popen]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    prefix = f"{socket.gethostname()}-{os.getpid()}"
+    prefix = worker_id_prefix()
     procs = []
     for i, slot in enumerate(slots):
         worker = _slot_options(options, slot, worker_id=f"{prefix}-{i}")
@@ -262,19 +286,29 @@ def timeout_grace(timeout: float) -> float:
 
 
 def _wait(procs: list[subprocess.Popen], timeout: float | None, on_tick: Callable[[], None] | None,
-          tick_seconds: float) -> int:
+          tick_seconds: float) -> tuple[int, bool]:
     # Wait for the worker processes, forwarding signals, applying the timeout and ticking the display.
+    # A second press is forwarded too: each worker then gives its trial's recording
+    # SECOND_PRESS_GRACE_SECONDS and exits; one still alive a second after that is killed, as at a third press.
     interrupts = [0]
+    kill_at: list[float | None] = [None]
 
     def forward(signum, frame):
         interrupts[0] += 1
-        _signal_all(procs, signal.SIGKILL if interrupts[0] > 1 else signal.SIGINT)
+        if interrupts[0] == 2:
+            kill_at[0] = time.monotonic() + SECOND_PRESS_GRACE_SECONDS + 1.0
+        _signal_all(procs, signal.SIGKILL if interrupts[0] > 2 else signal.SIGINT)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     deadline = time.monotonic() + timeout + timeout_grace(timeout) if timeout else None
     timed_out = False
     try:
         while any(p.poll() is None for p in procs):
+            if kill_at[0] is not None and time.monotonic() >= kill_at[0]:
+                _signal_all(procs, signal.SIGKILL)
+            if interrupts[0] > 1:  # exit at once: no display, which reads the storage
+                time.sleep(0.05)
+                continue
             if deadline is not None and not timed_out and time.monotonic() >= deadline:
                 # The workers stop at the epoch end after the timeout by themselves; one that is
                 # still running now is interrupted like on Ctrl-C (resumed by the next run).
@@ -283,15 +317,15 @@ def _wait(procs: list[subprocess.Popen], timeout: float | None, on_tick: Callabl
                 _signal_all(procs, signal.SIGINT)
             _tick(on_tick)
             time.sleep(tick_seconds)
-        if on_tick is not None:
+        if on_tick is not None and interrupts[0] < 2:
             on_tick()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if interrupts[0]:
-        return 130
+        return 130, interrupts[0] > 1
     codes = [p.returncode for p in procs if p.returncode and not (timed_out and p.returncode == 130)]
-    return codes[0] if codes else 0
+    return (codes[0] if codes else 0), False
 
 
 def _tick(on_tick: Callable[[], None] | None) -> None:

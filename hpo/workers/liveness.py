@@ -25,8 +25,8 @@ from optuna.trial import TrialState
 from hpo import compat
 from hpo import study as studies
 from hpo.budget import AliveInterval
-from hpo.storage import write_trial_user_attrs
-from hpo.trials import SYS_HEARTBEAT, WORKER_PRESENCE_PREFIX, StopReason, TrialRecord, record_attrs
+from hpo.storage import MAX_RETRY_DELAY_SECONDS, fail_running_trial
+from hpo.trials import SYS_HEARTBEAT, SYS_WORKER, WORKER_PRESENCE_PREFIX, StopReason, TrialRecord, record_attrs
 
 log = logging.getLogger("hpo")
 
@@ -34,6 +34,7 @@ STALE_HEARTBEATS = 3  # a trial is stale after this many missed heartbeat interv
 PRESENCE_TIME = "time"  # the presence record's field holding the unix time of the worker's last beat (0: left)
 PRESENCE_STARTED = "started"  # unix time this worker's current life began (its alive interval's start)
 PRESENCE_CLOSED = "closed"  # [[start, end], ...]: the alive intervals of its earlier lives (closed when it left)
+PRESENCE_INTERRUPTED = "interrupted_at"  # unix time the user interrupted it: its stale trial is interrupted, not lost
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ def heartbeat_seconds() -> float:
 class Heartbeat(threading.Thread):
     """Writes the worker's presence into the study and the time into its running trial, if any.
 
-    One thread per worker. The worker sets ``trial_id`` when it starts a trial (and beats the
-    trial once at once, so that its liveness never rests on the start time another machine's
-    clock and time zone would read) and clears it after.
+    One thread per worker. The worker claims each trial it starts (:meth:`claim`: its owner stamped,
+    and one beat at once, so that its liveness never rests on the start time another machine's clock
+    and time zone would read) and clears ``trial_id`` after.
 
     Args:
         storage: The study's storage.
@@ -93,6 +94,23 @@ class Heartbeat(threading.Thread):
 
     def _record(self, beat: float) -> dict[str, Any]:
         return {**self.info, PRESENCE_TIME: beat, PRESENCE_STARTED: self.started, PRESENCE_CLOSED: self.closed}
+
+    def mark_interrupted(self) -> None:
+        """Note in the presence record that the user interrupted this worker (Ctrl-C, SIGTERM): should
+        it die before recording its trial (a second press), the reaper records that trial as
+        ``interrupted``, which does not use up the crash-retry limit, rather than ``worker_lost``."""
+        self.info[PRESENCE_INTERRUPTED] = time.time()
+        self._write(self.storage.set_study_system_attr, self.study_id, WORKER_PRESENCE_PREFIX + self.worker_id,
+                    self._record(time.time()))
+
+    def claim(self, trial_id: int) -> None:
+        """Take trial ``trial_id``, just asked for: beat it from now on, stamp this worker as its
+        owner and beat it once. The owner comes first, before anything can interrupt the trial: the
+        interrupt summary names a launcher's trials by their owner, and the reaper reads the owner's
+        presence to tell an interrupted trial from a lost one."""
+        self.trial_id = trial_id
+        self._write(self.storage.set_trial_system_attr, trial_id, SYS_WORKER, self.worker_id)
+        self.beat_trial(trial_id)
 
     def beat_trial(self, trial_id: int | None) -> None:
         """Write the time into trial ``trial_id`` (the worker calls it once when the trial starts)."""
@@ -205,27 +223,33 @@ def reap_stale_trials(study: optuna.Study, now: float | None = None) -> list[int
     now = time.time() if now is None else now
     limit = STALE_HEARTBEATS * heartbeat_seconds()
     storage = compat.storage_of(study)
-    if now - getattr(storage, "last_error_time", 0.0) <= limit:
+    if now - getattr(storage, "last_error_time", 0.0) <= limit + MAX_RETRY_DELAY_SECONDS:
         # This process just lived through a storage outage: the other workers could not write their
-        # heartbeats either. Give them the stale limit to beat again before taking trials for lost.
+        # heartbeats either, and their retries may sleep out one more backoff step after it ends.
+        # Give them that and the stale limit to beat again before taking trials for lost.
         return []
-    lost = record_attrs(stop_reason=StopReason.WORKER_LOST)
     reaped = []
+    presence: dict[str, Any] | None = None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = trial.system_attrs.get(SYS_HEARTBEAT)
         if last is None:
             last = trial.datetime_start.timestamp() if trial.datetime_start else now
         if now - float(last) <= limit:
             continue
+        if presence is None:  # read once, and only when a trial is stale
+            presence = storage.get_study_system_attrs(compat.study_id(study))
+        owner = presence.get(WORKER_PRESENCE_PREFIX + str(trial.system_attrs.get(SYS_WORKER, "")))
+        interrupted = isinstance(owner, dict) and owner.get(PRESENCE_INTERRUPTED) is not None
+        reason = StopReason.INTERRUPTED if interrupted else StopReason.WORKER_LOST
         try:
-            write_trial_user_attrs(storage, compat.trial_id(trial), lost)
-            if not storage.set_trial_state_values(compat.trial_id(trial), TrialState.FAIL):
-                continue
+            # State and label together, and only if the trial still runs: its owner may complete it meanwhile.
+            fail_running_trial(storage, compat.trial_id(trial), record_attrs(stop_reason=reason))
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker reaped it, or it just finished
-        log.warning("trial %d lost its worker (no heartbeat for %.0f s); queued for retry", trial.number, now - float(last))
+        log.warning("trial %d %s (no heartbeat for %.0f s); queued for retry", trial.number,
+                    "was interrupted and its worker stopped" if interrupted else "lost its worker", now - float(last))
         reaped.append(trial.number)
-        retry_once(study, trial.number, StopReason.WORKER_LOST)
+        retry_once(study, trial.number, reason)
     return reaped
 
 

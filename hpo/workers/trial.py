@@ -12,6 +12,7 @@ benchmark or a test swaps it without patching.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import math
@@ -28,13 +29,14 @@ from optuna.trial import TrialState
 from hpo import compat
 from hpo.checkpoints import CheckpointError, TrainerState, download_checkpoint, load_checkpoint, upload_checkpoint
 from hpo.config import StudyConfig
+from hpo.refit import refit_seed_of
+from hpo.tracking import Tracking
 from hpo.trial_config import TrialConfig
 from hpo.trials import (
     MACS,
     PARAM_COUNT,
     SCALAR_CURVES,
     SYS_RESUME,
-    SYS_WORKER,
     TRAIN_SECONDS,
     VAL_ACCURACY,
     EpochMetrics,
@@ -90,6 +92,7 @@ class TrialContext:
     model_builder: Callable[[TrialConfig, int], torch.nn.Module] | None = None
     faults: FaultPlan | None = None
     deadline: Any = None
+    tracking: Tracking = field(default_factory=Tracking)  # trackers and callbacks (hpo.tracking); none by default
 
     def __post_init__(self) -> None:
         if self.trainer is None:
@@ -137,6 +140,9 @@ class TrialRun:
         self.resume_path: Path | None = None
         self.writer: Any = None
         self.single_objective = len(ctx.study.directions) == 1
+        self.system_attrs: dict = {}  # the asked trial's system attributes, read once by run()
+        self.refit_seed: int | None = None  # set for a trial of a refit study (hpo.refit)
+        self.trained: torch.nn.Module | None = None  # the model the trainer trained
 
     def run(self) -> tuple[TrialState, list[float] | None]:
         """Run the trial and return the state and values to tell Optuna.
@@ -150,15 +156,23 @@ class TrialRun:
         from hpo.workers.deadline import StopAtEpochEnd
 
         config = self.ctx.config.space.sample(self.trial, self.ctx.config.base_train, self.ctx.config.model_defaults)
-        self.trial.storage.set_trial_system_attr(compat.trial_id(self.trial), SYS_WORKER, self.ctx.worker_id)
+        # Read once: the refit seed here, the checkpoint to resume from in _restore.
+        self.system_attrs = self.trial.storage.get_trial_system_attrs(compat.trial_id(self.trial))
+        self.refit_seed = refit_seed_of(self.system_attrs)
+        if self.refit_seed is not None:
+            # A refit: the same configuration and split, a new seed for initialisation, data order and augmentation.
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=self.refit_seed))
         model = self._build(config)
         size = self._measure(model)
         if size.violation > 0:
             return TrialState.FAIL, None
         self.resume_path = self._restore()
         self.writer = self._tensorboard_writer()
+        self.ctx.tracking.trial_started(self.trial, self.history)  # restored epochs of a resumed trial included
         try:
             result = self._train(model, config)
+            if self.refit_seed is not None:
+                self._evaluate_test(config)
         except optuna.TrialPruned:
             self._record_result(stop_reason=StopReason.PRUNED)
             return TrialState.PRUNED, None
@@ -179,6 +193,7 @@ class TrialRun:
             return TrialState.FAIL, None
         finally:
             del model
+            self.trained = None
             self._clean_up()
         return self._finish(result, size)
 
@@ -212,7 +227,7 @@ class TrialRun:
     def _restore(self) -> Path | None:
         """Download a retried trial's checkpoint and take over its history; None to start afresh."""
         trial = self.trial
-        resume_id = trial.storage.get_trial_system_attrs(compat.trial_id(trial)).get(SYS_RESUME)
+        resume_id = self.system_attrs.get(SYS_RESUME)
         if not resume_id:
             return None
         path = download_checkpoint(self.ctx.artifact_store, resume_id, self.ctx.scratch_dir / f"resume-{trial.number}.pt",
@@ -235,6 +250,7 @@ class TrialRun:
         ctx = self.ctx
         options = dict(device=ctx.device, on_epoch=self.on_epoch, checkpoint_path=self.checkpoint_path,
                        feature_cache_dir=ctx.feature_cache_dir, faults=ctx.faults)
+        self.trained = model
         try:
             return ctx.trainer(model, ctx.dataset, config.train, resume_from=self.resume_path, **options)
         except CheckpointError as exc:
@@ -245,8 +261,22 @@ class TrialRun:
             log.warning("trial %d: cannot resume (%s); restarting from scratch", self.trial.number, exc)
             _write(self.trial, resumed_from_epoch=0)
             self.history.clear()
-            fresh_model = self._build(config)  # the failed resume may have loaded part of the checkpoint
+            fresh_model = self.trained = self._build(config)  # the failed resume may have loaded part of the checkpoint
             return ctx.trainer(fresh_model, ctx.dataset, config.train, resume_from=None, **options)
+
+    def _evaluate_test(self, config: TrialConfig) -> None:
+        # A refit is measured on the test split too: it is a chosen configuration, not a search step.
+        from hpo.train import eval_normalization, evaluate
+
+        test = getattr(self.ctx.dataset, "test", None)
+        if test is None or not len(test):
+            return
+        model = self.trained
+        mean, std = eval_normalization(model, self.ctx.dataset)
+        _loss, accuracy = evaluate(model, test, device=self.ctx.device, mean=mean, std=std,
+                                   batch_size=config.train.eval_batch_size)
+        _write(self.trial, test_accuracy=float(accuracy), n_test_images=len(test))
+        del model
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         """The trainer's per-epoch callback: store the epoch and its checkpoint, report, maybe prune.
@@ -265,6 +295,7 @@ class TrialRun:
                                                               self.checkpoint_path, self.checkpoint_id)
         # One write per epoch, before the pruner: mo_asha reads this history.
         _write(self.trial, history=self.history, checkpoint=uploaded or None)
+        self.ctx.tracking.epoch(self.trial, metrics)
         self._report(metrics)
         # Never prune or stop after the last epoch: its compute is already spent.
         if metrics.epoch >= self.ctx.config.epochs:

@@ -26,7 +26,6 @@ import gc
 import logging
 import os
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -41,9 +40,12 @@ from hpo import compat
 from hpo import study as studies
 from hpo.config import DEFAULT_N_TRIALS, StudyConfig
 from hpo.errors import HpoError
+from hpo.refit import is_queue_only
+from hpo.tracking import open_tracking
 from hpo.trials import StopReason, TrialRecord, write_record
 from hpo.workers.deadline import StopAtEpochEnd, WorkerDeadline
-from hpo.workers.liveness import Heartbeat, WorkerInfo, reap_stale_trials
+from hpo.workers.interrupts import InterruptCounter, Interrupted, record_within
+from hpo.workers.liveness import Heartbeat, WorkerInfo, reap_stale_trials, retry_once
 from hpo.workers.trial import Trainer, TrialContext, run_trial, trial_constraints
 
 log = logging.getLogger("hpo")
@@ -157,7 +159,10 @@ def plan_next(study: optuna.Study, sampler: optuna.samplers.BaseSampler, since_n
         if reason is not None:
             return ("spent" if reason == StopReason.DEADLINE else "timeout"), n_trials
     check_failure_streak(study, n_trials, since_number=since_number)
-    action = next_action(budget_state(study), n_trials)
+    state = budget_state(study)
+    action = next_action(state, n_trials)
+    if action == "ask" and state.waiting == 0 and is_queue_only(study):
+        action = "wait" if state.running else "stop"  # a refit study never samples: its queue is all it runs
     if action == "ask" and sampler_exhausted(sampler, study):
         action = "exhausted"
     return action, n_trials
@@ -186,8 +191,10 @@ def load_worker_study(
         config.sampler.name, config.sampler.args, space=config.space, n_objectives=len(config.objectives),
         seed=worker_seed(config.seed, worker_id), constraints_func=trial_constraints,
     )
-    pruner = create_pruner(config.pruner.name, config.pruner.args, objectives=list(config.objectives),
-                           epochs=config.epochs)
+    stored = studies.load_stored(name, storage)
+    # A refit study's trials are never pruned: each is a full run of a chosen configuration.
+    pruner_name, pruner_args = ("none", {}) if is_queue_only(stored) else (config.pruner.name, config.pruner.args)
+    pruner = create_pruner(pruner_name, pruner_args, objectives=list(config.objectives), epochs=config.epochs)
     study = studies.load_stored(name, storage, sampler=sampler, pruner=pruner.optuna_pruner)
     return study, sampler, pruner
 
@@ -207,10 +214,9 @@ class WorkerOptions:
     timeout_at: float | None = None  # unix time the timeout ends (set by launch, so that all its workers agree)
     tensorboard_dir: str | None = None
     max_trials: int | None = None  # stop after this many trials of this worker (tests, benchmarks)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    packing: bool = False  # --per-device auto: a trial trains only once it fits the device's free memory
+    mlflow: str | None = None  # --mlflow URI: log trials to MLflow (hpo.tracking), replacing the study's tracking.mlflow
+    wandb: str | None = None  # --wandb PROJECT: log trials to W&B, replacing the study's tracking.wandb project
 
 
 def _prepare(options: WorkerOptions, worker_id: str, trainer: Trainer | None) -> tuple[TrialContext, Any]:
@@ -238,6 +244,11 @@ def _prepare(options: WorkerOptions, worker_id: str, trainer: Trainer | None) ->
         trainer=trainer, faults=FaultPlan.from_env(),  # the fault-injection seams are read once, here
     )
     safe_component(config.name)
+    ctx.tracking = open_tracking(ctx, options)  # the study's trackers and callbacks (hpo.tracking)
+    if options.packing:  # hpo.workers.packing: the trainer waits at the device's memory gate
+        from hpo.workers.packing import gate_for
+
+        ctx.trainer = gate_for(ctx).wrap(ctx.trainer)
     return ctx, sampler
 
 
@@ -253,7 +264,9 @@ def run_worker(options: WorkerOptions, trainer: Trainer | None = None) -> dict[s
 
     Raises:
         HpoError: the study, data or device cannot be used (clear message), or the study only fails.
-        KeyboardInterrupt: after recording the running trial as ``interrupted`` and queueing its retry.
+        Interrupted: (a ``KeyboardInterrupt``) on SIGINT/SIGTERM, after recording the running trial as
+            ``interrupted`` and queueing it to resume; a second signal bounds that recording to
+            ``SECOND_PRESS_GRACE_SECONDS`` (:mod:`hpo.workers.interrupts`).
     """
     from hpo.device import device_name
 
@@ -265,16 +278,20 @@ def run_worker(options: WorkerOptions, trainer: Trainer | None = None) -> dict[s
     presence = Heartbeat.for_study(ctx.study, worker_id, dataclasses.asdict(info))
     presence.beat()
     presence.start()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts = InterruptCounter().install()  # SIGINT and SIGTERM: the first raises, a second only hurries
     # Everything loaded so far (torch, the data, the study) lives as long as the worker: exempt it from
     # the garbage collector, so that the collection after each trial only scans what the trial made.
     gc.freeze()
     log.info("worker %s joined study %s on %s (%s)", worker_id, ctx.config.name, ctx.device, info.device_name)
     try:
-        return _trial_loop(ctx, sampler, presence, options)
+        return _trial_loop(ctx, sampler, presence, options, interrupts)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(ctx.config.name) from None  # between trials: nothing was running
     finally:
         presence.stop()
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        interrupts.restore()
         shutil.rmtree(ctx.scratch_dir, ignore_errors=True)  # local checkpoint copies: the artifact store keeps them
         presence.leave()
 
@@ -283,7 +300,8 @@ _STOP_MESSAGES = {"exhausted": "the grid is exhausted", "spent": "the study's ti
                   "timeout": "timeout reached"}
 
 
-def _trial_loop(ctx: TrialContext, sampler: Any, presence: Heartbeat, options: WorkerOptions) -> dict[str, int]:
+def _trial_loop(ctx: TrialContext, sampler: Any, presence: Heartbeat, options: WorkerOptions,
+                interrupts: InterruptCounter | None = None) -> dict[str, int]:
     first_number = len(ctx.study.get_trials(deepcopy=False))  # the failure streak counts this worker's era only
     outcome: dict[str, int] = {}
     while True:
@@ -298,24 +316,26 @@ def _trial_loop(ctx: TrialContext, sampler: Any, presence: Heartbeat, options: W
         if action == "wait":
             time.sleep(POLL_SECONDS)
             continue
-        state = run_one(ctx.study, ctx, n_trials, presence)
+        state = run_one(ctx.study, ctx, n_trials, presence, interrupts)
         outcome[state.name] = outcome.get(state.name, 0) + 1
     return outcome
 
 
-def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int | None, heartbeat: Heartbeat) -> TrialState:
+def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int | None, heartbeat: Heartbeat,
+            interrupts: InterruptCounter | None = None) -> TrialState:
     """Ask one trial, run it, tell its result.
 
     Returns:
         The state that counts for it (another worker's verdict when it took the trial for lost).
 
     Raises:
-        KeyboardInterrupt: after recording the trial as ``interrupted`` and queueing its retry.
+        Interrupted: after recording the trial as ``interrupted`` and queueing its retry (within
+            the grace of a second press, see :func:`hpo.workers.interrupts.record_within`).
     """
     trial = study.ask()
     heartbeat.trial_id = compat.trial_id(trial)
     try:
-        heartbeat.beat_trial(heartbeat.trial_id)
+        heartbeat.claim(heartbeat.trial_id)
         if beyond_budget(study, trial.number, n_trials):
             write_record(trial, stop_reason=StopReason.BUDGET)
             study.tell(trial, state=TrialState.FAIL)
@@ -344,20 +364,42 @@ def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int | None, heartb
         return _tell(study, ctx, trial, state, values)
     except KeyboardInterrupt:
         # Anywhere after ask, so that an interrupted trial never stays RUNNING until it is reaped.
-        _record_interrupt(study, trial)
-        raise
+        def record() -> bool:
+            heartbeat.mark_interrupted()  # should a second press cut the next writes short, the reaper knows
+            return _record_interrupt(study, trial)
+
+        try:
+            recorded, ours = record_within(record, interrupts)
+        except Exception as exc:  # the storage failed for good: the next run takes the trial for lost
+            log.warning("trial %d: could not record the interrupt (%s); the next run resumes it", trial.number, exc)
+            recorded, ours = False, None
+        # A trial that had ended before the interrupt (told, or reaped elsewhere) is not this one's to name.
+        raise Interrupted(study.study_name, [trial.number] if ours or not recorded else [], recorded) from None
     finally:
         heartbeat.trial_id = None
 
 
-def _record_interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
+def _record_interrupt(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """End an interrupted trial as FAIL ``interrupted`` and queue it to resume, unless it has ended
+    already: told before the interrupt, or taken for lost by another worker (which queued its retry).
+
+    Returns:
+        Whether this call recorded the trial as interrupted.
+    """
     try:
         write_record(trial, stop_reason=StopReason.INTERRUPTED)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     except optuna.exceptions.UpdateFinishedTrialError:
-        return  # told already (the interrupt came after tell), or taken for lost by another worker
-    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-    studies.enqueue_retry(study, studies.get_trial(study, trial.number), StopReason.INTERRUPTED)
+        # Ended before the interrupt, or reaped between our reading it as running and our write
+        # (tell reads the state, then writes): nothing to record.
+        log.warning("trial %d had ended when it was interrupted; nothing to record", trial.number)
+        return False
+    stored = studies.get_trial(study, trial.number)
+    if stored.state != TrialState.FAIL or TrialRecord.of(stored).stop_reason != StopReason.INTERRUPTED:
+        return False  # another worker's verdict stands (worker_lost, with its own retry)
+    retry_once(study, trial.number, StopReason.INTERRUPTED)
     log.warning("trial %d interrupted; queued to resume from its last checkpoint", trial.number)
+    return True
 
 
 def _tell(study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, state: TrialState,
@@ -372,6 +414,7 @@ def _tell(study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, state: Tr
         return stored.state
     reason = TrialRecord.of(trial).stop_reason_text
     log.info("trial %d %s%s values=%s", trial.number, state.name, f" ({reason})" if reason else "", values)
+    ctx.tracking.trial_told(study, stored)  # trackers end the trial's run, then the callbacks (study, frozen_trial)
     _apply_checkpoint_policy(study, ctx)
     return state
 
@@ -379,8 +422,11 @@ def _tell(study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, state: Tr
 def _apply_checkpoint_policy(study: optuna.Study, ctx: TrialContext) -> None:
     from hpo.checkpoints import apply_policy
 
+    policy = ctx.config.checkpoints
+    if is_queue_only(study):  # a refit study keeps every refit's weights: `hpo best` exports one of them
+        policy = dataclasses.replace(policy, keep="all", disk_budget_mb=None)
     try:
-        apply_policy(study, ctx.artifact_store, ctx.config.checkpoints)
+        apply_policy(study, ctx.artifact_store, policy)
     except Exception as exc:  # disk housekeeping must never fail a study
         log.warning("checkpoint clean-up failed: %s", exc)
 

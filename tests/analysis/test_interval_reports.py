@@ -16,6 +16,7 @@ from hpo.analysis.export import export
 from hpo.analysis.intervals import (
     accuracy_interval,
     measured_on,
+    tie,
     ties_with,
     whole_count,
     wilson_interval,
@@ -116,6 +117,19 @@ def test_the_rule_keeps_the_cheapest_and_one_of_equal_twins():
     assert knee_point(points[:, :2], axes[:2], intervals=wide) == 0
     # Without an accuracy axis there is nothing to tie.
     assert not tied_costlier_mask(points[:, 1:], axes[1:], wide).any()
+
+
+def test_ties_do_not_chain_a_confirmed_gain_away():
+    # 60%, 64% and 68% on 800 images at growing cost: 64% ties both (0.606 < 0.633 and 0.647 < 0.672),
+    # 68% does not tie 60% (0.647 > 0.633). 64% is set aside for 60%; 68% ties only that set-aside
+    # trial, and its gain over the cheaper trial that stays is confirmed, so it stays.
+    axes = ["val_accuracy", "param_count"]
+    chain = np.array([[0.60, 1e4], [0.64, 2e4], [0.68, 3e4]])
+    intervals = [wilson_interval(a, 800) for a in chain[:, 0]]
+    assert tie(intervals[0], intervals[1]) and tie(intervals[1], intervals[2]) and not tie(intervals[0], intervals[2])
+    assert tied_costlier_mask(chain, axes, intervals).tolist() == [False, True, False]
+    # The order of the rows does not matter: the cheapest are taken first.
+    assert tied_costlier_mask(chain[::-1], axes, intervals[::-1]).tolist() == [False, True, False]
 
 
 def test_front_info_reads_intervals_and_marks_ties_with_the_knee():
@@ -264,6 +278,22 @@ def test_title_slide_says_the_train_fraction(interval_report, report):
     assert dataset_text(report) == "minicifar, 10 classes, R=10"  # its train_size (400) is no fraction: left out
 
 
+def test_dataset_text_names_only_what_shapes_the_studys_kind(report):
+    import dataclasses
+
+    from hpo.analysis.export.summary import dataset_text
+
+    def text(section):
+        return dataset_text(dataclasses.replace(report, definition={**report.definition, "dataset": section}))
+
+    # A stored CIFAR definition carries MINICIFAR's defaults (n_classes 4, R 5): they shape nothing there.
+    assert text({"kind": "cifar10", "n_classes": 4, "R": 5, "train_size": 0.9, "image_size": 32}) == (
+        "cifar10, 10 classes, 90% of the training images for training, 10% for validation")
+    assert text({"kind": "cifar100", "n_classes": 4, "R": 5}) == "cifar100, 100 classes"
+    assert text({"kind": "folder", "n_classes": 4, "R": 5, "image_size": 64}) == "folder, images resized to 64x64"
+    assert text({"n_classes": 4, "R": 2}) == "minicifar, 4 classes, R=2"  # no kind: MINICIFAR, the default
+
+
 def test_status_shows_the_best_trials_with_intervals(builders):
     from rich.console import Console
 
@@ -274,10 +304,10 @@ def test_status_shows_the_best_trials_with_intervals(builders):
     assert snapshot.best[0]["interval"] == pytest.approx(wilson_interval(snapshot.best[0]["values"][0], N_VAL))
     console = Console(width=200, record=True)
     console.print(monitor.render(snapshot))
-    assert "0.7000 [0.6674, 0.7307]" in console.export_text()
+    assert "70.00% [66.7, 73.1]" in console.export_text()  # the one accuracy format (hpo.analysis.intervals)
     first = snapshot.best[0]
     low, high = wilson_interval(first["values"][0], N_VAL)
-    assert f"val_accuracy={first['values'][0]:.4f} [{low:.4f}, {high:.4f}]" in monitor.summary_line(snapshot)
+    assert f"val_accuracy={100 * first['values'][0]:.2f}% [{100 * low:.1f}, {100 * high:.1f}]" in monitor.summary_line(snapshot)
 
 
 @pytest.mark.browser

@@ -56,5 +56,6 @@ def test_ties_are_overlaps():
 
 
 def test_format():
-    assert format_interval(0.7, wilson_interval(0.7, 800)) == "0.7000 [0.6674, 0.7307]"
-    assert format_interval(0.7, None) == "0.7000"
+    # One format for every accuracy hpo prints (hpo.analysis.intervals.format_accuracy).
+    assert format_interval(0.7, wilson_interval(0.7, 800)) == "70.00% [66.7, 73.1]"
+    assert format_interval(0.7, None) == "70.00%"

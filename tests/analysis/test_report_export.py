@@ -132,12 +132,17 @@ def test_svg_writes_one_drawing_per_figure(report: StudyReport, tmp_path, browse
     assert f"trial {report.knee_trial}" in (tmp_path / "figures" / "front_params.svg").read_text()
 
 
-@pytest.mark.browser
-def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, browser, one_browser):
+def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, monkeypatch):
+    import sys
+
     from pptx import Presentation
     from pptx.enum.shapes import MSO_SHAPE_TYPE
     from pptx.util import Inches
 
+    # The deck's figures are native charts: it is written with Kaleido and its browser driver unimportable.
+    for module in ("kaleido", "choreographer"):
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chrome"))
     (path,) = export(report, "pptx", tmp_path / "deck.pptx")
     deck = Presentation(str(path))
     assert (deck.slide_width, deck.slide_height) == (Inches(13.333), Inches(7.5))
@@ -168,7 +173,8 @@ def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, browser
     strategy = text_of(slides[1])
     assert "nsga2" in strategy and "14 complete, 4 pruned, 2 failed" in strategy and "lr" in strategy
     for index in (2, 3, 5, 6):
-        assert any(s.shape_type == MSO_SHAPE_TYPE.PICTURE for s in slides[index].shapes), titles[index]
+        assert any(s.has_chart for s in slides[index].shapes), titles[index]
+        assert not any(s.shape_type == MSO_SHAPE_TYPE.PICTURE for s in slides[index].shapes), titles[index]
     table = next(s for s in slides[4].shapes if s.has_table).table
     numbers = [int(row.cells[0].text) for row in list(table.rows)[1:]]
     assert numbers == [r["trial"] for r in front_table(report)][: export_module.MAX_SLIDE_ROWS]
@@ -180,6 +186,34 @@ def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, browser
             assert shape.left + shape.width <= deck.slide_width, (slide.shapes.title.text, shape.name)
             assert shape.top + shape.height <= deck.slide_height, (slide.shapes.title.text, shape.name)
 
+
+
+@pytest.mark.parametrize("params, seconds, on_chart", [(2_000, 1.1, False), (200_000, 20.0, True)])
+def test_the_knee_label_sits_beside_its_point_only_where_it_fits(builders, tmp_path, params, seconds, on_chart):
+    # Left of the knee's point is the empty quarter of a front chart, but at the left edge of the
+    # plot there is no room: the label then goes into the note under the chart.
+    import optuna
+    from optuna.trial import TrialState
+    from pptx import Presentation
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name="edge",
+                                directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["val_accuracy", "param_count", "train_seconds"])
+    study.set_user_attr("definition", {**builders.definition, "name": "edge"})
+    for accuracy, count, time in ((0.70, params, seconds), (0.72, 900_000, 30.0)):
+        builders.add(study, {"width": 8, "lr": 0.01, "batch_size": 64}, TrialState.COMPLETE, [accuracy, count, time],
+                     **builders.attrs(accuracy, count, time))
+    report = collect(study, importances=False)
+    assert report.knee_trial == 0  # as accurate, and far cheaper
+    (path,) = export(report, "pptx", tmp_path / "edge.pptx")
+    label = f"knee: trial 0, 70.0%, {'2k' if params == 2_000 else '200k'} params"
+    for slide in list(Presentation(str(path)).slides)[2:4]:  # accuracy vs parameters, vs training time
+        (chart,) = [shape.chart for shape in slide.shapes if shape.has_chart]
+        (knee,) = [series for series in chart.plots[0].series if series.name == "knee (trial 0)"]
+        point = knee.points[0].data_label
+        drawn = point.has_text_frame and point.text_frame.text
+        note = " ".join(shape.text_frame.text for shape in slide.shapes if shape.has_text_frame and shape != slide.shapes.title)
+        assert (drawn == label) == on_chart and (f"The orange diamond is the {label}." in note) == (not on_chart), (drawn, note)
 
 
 def test_title_budget_names_the_time_budget(builders):

@@ -136,6 +136,7 @@ def test_fingerprint_depends_on_the_selection(pickle_dir):
 
 def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
     empty = tmp_path / "nothing-here"
+    empty.mkdir()
     with pytest.raises(DataNotFoundError) as error:
         load_dataset(DatasetConfig(), empty)
     message = str(error.value)
@@ -143,6 +144,12 @@ def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
     assert str(empty.resolve() / "train") in message and str(empty.resolve() / "test") in message
     assert "HPO_OFFLINE" in message and "HPO_DATA_DIR" in message and "--data-dir" in message
     assert "\n" not in message
+    # A folder that is not there at all is named as missing, and not created (issue 13).
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(DataNotFoundError, match="does not exist") as error:
+        load_dataset(DatasetConfig(), missing)
+    assert str(missing.resolve()) in str(error.value) and "--data-dir" in str(error.value)
+    assert not missing.exists()
 
 
 def test_folder_kind_does_not_read_pickles(pickle_dir):

@@ -15,12 +15,15 @@ import pytest
 from e2ekit import E2EStudy, dump_dom, visible_text
 from PIL import Image
 from pptx import Presentation
+from pptx.enum.chart import XL_CHART_TYPE
 from pptx.enum.shapes import MSO_SHAPE_TYPE
+from pptx.oxml.ns import qn
 from pptx.util import Emu, Inches
 from typer.testing import CliRunner
 
 from hpo.analysis import export as export_module
 from hpo.analysis import plots
+from hpo.analysis.export import charts
 from hpo.analysis.intervals import tie, wilson_interval
 from hpo.cli import app
 
@@ -59,7 +62,7 @@ def kaleido_browser(chromium):
 
 
 @pytest.fixture(scope="module")
-def deck(e2e_study: E2EStudy, kaleido_browser, tmp_path_factory) -> Path:
+def deck(e2e_study: E2EStudy, tmp_path_factory) -> Path:  # native charts: no browser
     out = tmp_path_factory.mktemp("deck") / "report.pptx"
     printed = hpo("export", "--study", e2e_study.name, "--storage", e2e_study.url, "--format", "pptx", "--out", str(out))
     assert printed.strip().splitlines()[-1] == str(out)
@@ -78,7 +81,41 @@ def _pictures(slide) -> list:
     return [shape for shape in slide.shapes if shape.shape_type == MSO_SHAPE_TYPE.PICTURE]
 
 
-@pytest.mark.browser
+def _flat(points) -> list[float]:
+    return [value for point in points for value in point]
+
+
+def _charts(slide) -> list:
+    return [shape.chart for shape in slide.shapes if shape.has_chart]
+
+
+def _assert_front_chart(chart, study, axis: str, knee: int) -> None:
+    """The front chart shows every complete trial once, the 2-D front, the knee, and each accuracy's
+    95% Wilson interval as an error bar (a c:errBars element written by hpo), read back from the XML."""
+    from hpo.analysis.report import collect
+
+    assert chart.chart_type == XL_CHART_TYPE.XY_SCATTER
+    by_number = {t.number: t for t in study.trials}
+    series = {s.name: s for s in chart.plots[0].series}
+    points = charts.chart_series(chart)
+    (front_name,) = [name for name in series if name.startswith("Pareto front (")]
+    front = collect(study, importances=False).pair_fronts[axis].front_trial_numbers
+    expected = sorted((by_number[n].user_attrs[axis], by_number[n].values[0]) for n in front)
+    assert _flat(sorted(points[front_name])) == pytest.approx(_flat(expected))
+    assert _flat(points[f"knee (trial {knee})"]) == pytest.approx([by_number[knee].user_attrs[axis], by_number[knee].values[0]])
+    # The trials off this pair's front; their series is left out when there are none.
+    complete = next((name for name in series if name.startswith("complete (")), None)
+    assert len(points.get(complete, [])) + len(points[front_name]) == len(study.trials)
+    for name in filter(None, (front_name, complete)):
+        bars = charts.error_bar_values(series[name])
+        for (x, y), up, down in zip(points[name], bars["plus"], bars["minus"]):
+            (trial,) = [t for t in study.trials if t.values[0] == y and t.user_attrs[axis] == x][:1] or [None]
+            low, high = wilson_interval(y, trial.user_attrs["n_val_images"])
+            assert (y - down, y + up) == pytest.approx((low, high))
+    log = chart.category_axis._element.find(".//" + qn("c:logBase"))
+    assert (log is not None and log.get("val") == "10") == (axis == "param_count")
+
+
 def test_pptx_reads_back_slide_by_slide(e2e_study: E2EStudy, deck: Path, knee: int):
     study = e2e_study.load()
     front = front_by_accuracy(e2e_study)
@@ -109,13 +146,22 @@ def test_pptx_reads_back_slide_by_slide(e2e_study: E2EStudy, deck: Path, knee: i
     assert {row[0] for row in space[1:]} >= {"lr", "cnn.channels", "model"}
     assert "Sampler: random" in _texts(strategy) and f"{len(study.trials)} complete" in _texts(strategy)
 
-    # Figure slides carry one PNG each, undistorted, at the size plots.py renders.
+    # Figure slides carry native, editable charts, no picture: the fronts and curves XY charts, the
+    # importances two bar charts (hpo's fANOVA, the dashboard's PED-ANOVA).
     for slide in (front_params, front_time, curves, importance):
-        (picture,) = _pictures(slide)
-        assert picture.image.content_type == "image/png"
-        pixels = picture.image.size
-        assert pixels == (plots.WIDTH * export_module.IMAGE_SCALE, plots.HEIGHT * export_module.IMAGE_SCALE)
-        assert picture.width / picture.height == pytest.approx(pixels[0] / pixels[1], rel=1e-3)
+        assert not _pictures(slide) and _charts(slide), slide.shapes.title.text
+    for slide, axis in ((front_params, "param_count"), (front_time, "train_seconds")):
+        (chart,) = _charts(slide)
+        _assert_front_chart(chart, study, axis, knee)
+    (chart,) = _charts(curves)
+    points = charts.chart_series(chart)
+    for number in front[:6]:
+        label = f"trial {number} (knee)" if number == knee else f"trial {number}"
+        history = study.trials[number].user_attrs["history"]
+        assert _flat(points[f"{label} val"]) == pytest.approx(_flat((e["epoch"], e["val_accuracy"]) for e in history))
+        assert _flat(points[f"{label} train"]) == pytest.approx(_flat((e["epoch"], e["train_accuracy"]) for e in history))
+    assert sorted(c.chart_title.text_frame.text for c in _charts(importance)) == [
+        "PED-ANOVA (optuna-dashboard's panel)", "fANOVA (hpo's reports)"]
 
     (rows,) = _tables(table)
     assert rows[0][0] == "Trial" and "Knee" in rows[0]
@@ -169,7 +215,6 @@ def _count_colour(image: np.ndarray, rgb: tuple[int, int, int], tolerance: int =
     return int(np.all(np.abs(image[..., :3].astype(int) - np.array(rgb)) <= tolerance, axis=-1).sum())
 
 
-@pytest.mark.browser
 def test_libreoffice_renders_the_deck_to_pdf_and_png_pages(deck: Path, libreoffice, pdftoppm, tmp_path):
     # The documented preview: libreoffice --headless --convert-to pdf, then pdftoppm -png -r 50.
     profile = tmp_path / "lo-profile"  # its own profile, so a running LibreOffice does not swallow the call

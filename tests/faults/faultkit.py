@@ -119,6 +119,33 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
         time.sleep(poll)
 
 
+def freeze_and_kill(send, moment, timeout: float, what: str):
+    """SIGKILL processes at the moment ``moment()`` describes, without that moment passing between
+    the last look and the kill: wait for it, freeze the processes (SIGSTOP), look again at what they
+    left in the storage, and kill them if it still holds; if not, let them go on (SIGCONT) and wait
+    again.
+
+    Args:
+        send: Sends a signal to the processes, e.g. ``lambda sig: os.killpg(proc.pid, sig)``.
+        moment: Returns something truthy at the moment (polled like :func:`wait_for`); what it
+            returned on the frozen processes is returned.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_for(moment, max(deadline - time.monotonic(), 1.0), what)
+        send(signal.SIGSTOP)
+        try:
+            value = moment()
+        except Exception:  # a frozen writer may hold the SQLite lock: let it go on and look again
+            value = None
+        if value:
+            send(signal.SIGKILL)
+            return value
+        send(signal.SIGCONT)
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} on the frozen processes")
+
+
 def mid_trial(study: optuna.Study, min_epochs: int = 1, max_epochs: int | None = None, worker: str | None = None):
     """RUNNING trials with a stored checkpoint and ``min_epochs``..``max_epochs`` epochs done (of ``worker``)."""
     found = []

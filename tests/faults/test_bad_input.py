@@ -257,7 +257,7 @@ def test_passwords_never_reach_the_output(how, tmp_path, monkeypatch):
         (tmp_path / "url").write_text(url + "\n")
         args += ["--storage-file", str(tmp_path / "url")]
     result = CliRunner().invoke(hpo.cli.app, args)
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output  # a server down is an environment fault
     assert "s3cretpw" not in result.output and "postgres:***@127.0.0.1" in result.output
 
 

@@ -80,7 +80,10 @@ def test_workers_ride_out_a_postgresql_restart(postgres_cluster, postgres_url, u
     assert run.wait(timeout=240) == 0, logs_of(tmp_path)
     study = load(postgres_url, unique_name)
     by_state = assert_exact_end(study, N_TRIALS)
-    assert by_state["FAIL"] == 0, (by_state, [t.user_attrs for t in study.get_trials(states=(TrialState.FAIL,))])
+    # No trial lost to the outage; the only FAIL allowed is a trial created past N by the two workers
+    # asking at once, ended "budget" before any training (DECISIONS: the exact budget).
+    failed = [t.user_attrs for t in study.get_trials(states=(TrialState.FAIL,))]
+    assert all(attrs.get("stop_reason") == "budget" for attrs in failed), (by_state, failed)
     after = finished_values(study)
     assert {number: after[number] for number in before} == before  # nothing finished was lost or changed
     worker_logs = "\n".join(p.read_text() for p in Path(tmp_path / "logs").rglob("worker-*.log"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import pytest
@@ -11,8 +10,8 @@ from optuna.trial import TrialState
 
 from hpo.workers import STALE_HEARTBEATS
 
-from faultkit import (HEARTBEAT_SECONDS, assert_exact_end, create_study, fault_env, finished_values, load, mid_trial,
-                       logs_of, record_figure, start_worker, wait_for, write_study)
+from faultkit import (HEARTBEAT_SECONDS, assert_exact_end, create_study, fault_env, finished_values, freeze_and_kill, load,
+                       logs_of, mid_trial, record_figure, start_worker, wait_for, write_study)
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -30,9 +29,11 @@ def test_killed_worker_trial_is_detected_and_resumed_from_its_checkpoint(storage
 
     watched = load(storage_url, unique_name)
     victim_mid_way = lambda: mid_trial(watched, min_epochs=2, max_epochs=EPOCHS - 1, worker="victim")  # noqa: E731
-    killed = wait_for(victim_mid_way, 120, "the victim worker to be mid-trial with a checkpoint")[0]
-    before = finished_values(load(storage_url, unique_name))
-    os.killpg(victim.pid, signal.SIGKILL)
+    # The finished values are read on the frozen victim: nothing can finish between that read and the kill.
+    killed, before = freeze_and_kill(
+        lambda sig: os.killpg(victim.pid, sig),
+        lambda: (mid := victim_mid_way()) and (mid[0], finished_values(load(storage_url, unique_name))),
+        120, "the victim worker to be mid-trial with a checkpoint")
     killed_at = time.monotonic()
     victim.wait(timeout=10)
 

@@ -124,12 +124,14 @@ def test_reference_table_rows():
     assert reference_table(num_classes=100, names=["softmax"]) == [("softmax", 307_300, 307_200)]
 
 
-def test_reference_table_lists_every_variant_by_default(monkeypatch):
-    # Only the listing is checked here; the rows themselves are checked above.
-    import hpo.models as models
+def test_reference_table_lists_every_variant_by_default(monkeypatch, tmp_path):
+    # Only the listing is checked here; the rows themselves are checked above. An empty cache
+    # (hpo.models.stats_cache) counts every variant once.
+    import hpo.models.stats as stats
 
+    monkeypatch.setenv("HPO_CACHE_DIR", str(tmp_path))
     calls = []
-    monkeypatch.setattr(models, "model_stats", lambda name, num_classes: calls.append(name) or (1, 1))
+    monkeypatch.setattr(stats, "model_stats", lambda name, num_classes: calls.append(name) or (1, 1))
     assert [name for name, _, _ in reference_table()] == sorted(variants()) == calls
 
 

@@ -149,7 +149,7 @@ def test_legacy_database_reports(legacy):
     assert first == ["legacy", "finished", "2/4", "complete", "1", "pruned", "1", "failed", "1", "running", "0",
                      "waiting", "1"], status.output
     assert "stop reasons: pruned 1, worker_lost 1" in status.output
-    assert "│     0 │       0.7667 │ cnn.channels=[8], lr=0.04 │" in status.output
+    assert "│     0 │       76.67% │ cnn.channels=[8], lr=0.04 │" in status.output
     pareto = runner.invoke(app, ["pareto", "--study", "legacy", "--storage", url, "--format", "json"])
     assert pareto.exit_code == 0, pareto.output
     assert json.loads(pareto.output) == EXPECTED_PARETO

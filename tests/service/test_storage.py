@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, EnvironmentFault
 from hpo.storage import mask_text, mask_url, open_storage, resolve_storage_url, safe_component, storage_kind
 
 
@@ -42,9 +42,10 @@ def test_storage_kinds(url, kind):
 def test_unknown_scheme_and_unreachable_server_are_one_sentence():
     with pytest.raises(ConfigError, match="unknown scheme"):
         storage_kind("mongodb://x")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(EnvironmentFault) as info:  # a server down: exit code 1, not a user mistake
         open_storage("postgresql://postgres:hunter2@127.0.0.1:1/test")
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+    assert "not reachable" in str(info.value) and info.value.exit_code == 1
 
 
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a\x00b", ".hidden", "a/b", "..", ""])

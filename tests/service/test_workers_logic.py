@@ -67,12 +67,35 @@ def test_stale_trial_is_failed_and_retried_once(monkeypatch):
     assert study.get_trials()[fresh.number].state == TrialState.RUNNING
 
 
+def test_after_a_storage_outage_the_reaper_waits_for_the_others_to_beat_again(monkeypatch):
+    # The other workers' heartbeat threads may sleep out one more retry step after the outage ends:
+    # no trial is taken for lost before the stale limit plus that step has passed since this
+    # process's last storage error.
+    from hpo.storage import MAX_RETRY_DELAY_SECONDS, RetryingStorage
+
+    monkeypatch.setenv("HPO_HEARTBEAT_SECONDS", "1")
+    storage = RetryingStorage(optuna.storages.InMemoryStorage(), "in-memory")
+    study = optuna.create_study(storage=storage, direction="maximize")
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    beat = time.time()
+    storage.set_trial_system_attr(trial._trial_id, trials.SYS_HEARTBEAT, beat)
+    storage.last_error_time = beat + 1.0  # the outage ended 1 s after the owner's last beat
+    limit = workers.STALE_HEARTBEATS * 1.0
+    just_stale = storage.last_error_time + limit + 0.5  # stale by the heartbeat alone
+    assert workers.reap_stale_trials(study, now=just_stale) == []
+    assert workers.reap_stale_trials(study, now=storage.last_error_time + limit + MAX_RETRY_DELAY_SECONDS - 0.5) == []
+    assert workers.reap_stale_trials(study, now=storage.last_error_time + limit + MAX_RETRY_DELAY_SECONDS + 0.5) == [trial.number]
+
+
 def test_retries_stop_after_two():
     study = _study()
     study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
                                  system_attrs={trials.SYS_RETRIES: 2, trials.SYS_RETRY_OF: 0}))
-    assert studies.enqueue_retry(study, study.get_trials()[0], "interrupted") is False
+    assert studies.enqueue_retry(study, study.get_trials()[0], "worker_lost") is False  # crashes: at most twice
     assert not study.get_trials(states=(TrialState.WAITING,))
+    # A user stop (issue 13) uses up no retry: queued even after two crash retries, the count unchanged.
+    assert studies.enqueue_retry(study, study.get_trials()[0], "interrupted") is True
+    assert [t.system_attrs[trials.SYS_RETRIES] for t in study.get_trials(states=(TrialState.WAITING,))] == [2]
 
 
 def test_failure_streak_stops_the_study():
@@ -116,12 +139,35 @@ def test_stored_study_and_trial_lookup_say_what_exists():
         studies.get_trial(study, 7)
 
 
+def test_a_trial_interrupted_before_it_trains_is_named_as_this_workers(monkeypatch):
+    # A press that lands while the new trial's parameters are still being sampled: the trial is
+    # recorded as interrupted, and the launcher's "interrupted:" line (which names the trials of
+    # its own workers) and the reaper's owner lookup both find it, so it must carry its worker.
+    from hpo.workers import worker as worker_mod
+    from hpo.workers.interrupts import Interrupted, interrupted_trials
+
+    def pressed(ctx, trial):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker_mod, "run_trial", pressed)
+    study = _study()
+    heartbeat = workers.Heartbeat(study._storage, study._study_id, "host-7-0", {"host": "h"})
+    with pytest.raises(Interrupted):
+        worker_mod.run_one(study, None, None, heartbeat)
+    trial = study.get_trials()[0]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["stop_reason"] == "interrupted"
+    assert trial.system_attrs[trials.SYS_WORKER] == "host-7-0"
+    found = interrupted_trials(study, "host-7")
+    assert (found.queued, found.running) == ((0,), ())
+
+
 def test_heartbeat_beats_the_running_trial_and_always_the_worker_presence():
     study = _study()
     heartbeat = workers.Heartbeat(study._storage, study._study_id, "w-1", {"host": "h"})
     trial = study.ask({"x": FloatDistribution(0, 1)})
-    heartbeat.trial_id = trial._trial_id
-    heartbeat.beat_trial(trial._trial_id)  # what run_one does as soon as it has the trial
+    heartbeat.claim(trial._trial_id)  # what run_one does as soon as it has the trial
+    assert heartbeat.trial_id == trial._trial_id
+    assert study._storage.get_trial(trial._trial_id).system_attrs[trials.SYS_WORKER] == "w-1"
     first = study._storage.get_trial(trial._trial_id).system_attrs[trials.SYS_HEARTBEAT]
     assert abs(first - time.time()) < 60
     study.tell(trial, 0.5)

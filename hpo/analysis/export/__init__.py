@@ -2,7 +2,8 @@
 
 ``export(report, fmt, out)``: ``pptx`` and ``html`` are whole reports, ``csv``/``md``/``tex`` are
 the front table, ``png``/``svg`` write one file per figure into the folder ``out``. One module
-per kind of output: ``render`` (static images, through Kaleido and a headless Chromium),
+per kind of output: ``render`` (static images, through Kaleido and a headless Chromium), ``charts``
+(the deck's native python-pptx charts),
 ``tables`` (csv, md, tex), ``page`` (html), ``slides`` (pptx); ``summary`` holds the text they share.
 """
 
@@ -36,7 +37,7 @@ def export(report: StudyReport, fmt: str, out: Path) -> list[Path]:
 
     Raises:
         ConfigError: For an unknown format.
-        HpoError: When png/svg/pptx export finds no browser.
+        HpoError: When png/svg export finds no browser (pptx needs none).
     """
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:

@@ -48,6 +48,7 @@ _FIGURE_TITLES = {
     "learning_curves": "Learning curves of the front",
     "importance": "Hyperparameter importance",
     plots.HISTORY_FIGURE: "Optimization history",
+    "robustness": "Robustness: refits over seeds",
 }
 
 

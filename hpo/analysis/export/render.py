@@ -1,4 +1,4 @@
-"""Static images of figures (png, svg, and the pictures of the slide deck), through Kaleido.
+"""Static images of figures (png, svg), through Kaleido; the slide deck draws native charts instead.
 
 Kaleido drives a headless Chrome or Chromium, found through ``BROWSER_PATH`` or ``PATH``
 (Debian's ``/usr/bin/chromium`` included); :func:`find_browser` checks this first so a missing
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from hpo import progress
 from hpo.analysis import plots
 from hpo.errors import HpoError
 
 BROWSER_MISSING = (
-    "PNG/SVG/PPTX export needs Chrome or Chromium: install it (e.g. apt-get install chromium) "
+    "PNG/SVG export needs Chrome or Chromium: install it (e.g. apt-get install chromium) "
     "or set BROWSER_PATH"
 )
 
@@ -106,7 +107,13 @@ def render_images(
         for figure, path in zip(figures.values(), paths)
     ]
     try:
-        if _browser_sessions:
+        if progress.shown() and len(specs) > 1:
+            # One figure at a time in one browser, so that a progress bar can move (hpo.progress).
+            with browser_session(), progress.task(f"rendering {len(specs)} figures ({fmt})", len(specs)) as advance:
+                for spec in specs:
+                    kaleido.write_fig_from_object_sync([spec])
+                    advance(1)
+        elif _browser_sessions:
             kaleido.write_fig_from_object_sync(specs)
         else:
             kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False})

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.analysis import plots
-from hpo.analysis.export.render import render_images
+from hpo.analysis.export import charts
 from hpo.analysis.export.summary import (
     INTERVAL_NOTE,
     budget_text,
@@ -19,7 +17,9 @@ from hpo.analysis.export.summary import (
     strategy_lines,
 )
 from hpo.analysis.pareto import AXIS_LABELS
-from hpo.analysis.report import KNEE, StudyReport, display_cell, front_table
+from hpo.analysis.report import FANOVA, KNEE, PED_ANOVA, StudyReport, display_cell, front_table
+from hpo.trials import MACS, PARAM_COUNT, TRAIN_SECONDS
+from hpo.trials import VAL_ACCURACY
 
 # Slides show at most this many front trials and parameters, so text never overflows a slide.
 MAX_SLIDE_ROWS = 12
@@ -30,37 +30,39 @@ MAX_SPACE_ROWS = 14
 def write_pptx(report: StudyReport, out: Path) -> None:
     """Write a 16:9 deck ready to present: title, strategy, fronts, table, curves, importance, knee.
 
-    Figures are PNGs rendered by Kaleido at slide size; tables are capped at
+    The figures are native python-pptx charts (hpo.analysis.export.charts), editable in
+    PowerPoint and LibreOffice, so no browser is needed; tables are capped at
     :data:`MAX_SLIDE_ROWS` rows so nothing overflows.
 
     Args:
         report: A collected study.
         out: The .pptx file.
-
-    Raises:
-        HpoError: When no browser is available to render the figures.
     """
     from pptx import Presentation
     from pptx.util import Inches
 
-    figures = plots.figures(report)
-    with tempfile.TemporaryDirectory(prefix="hpo-pptx-") as tmp:
-        images = dict(zip(figures, render_images(figures, "png", Path(tmp))))
-        deck = Presentation()
-        deck.slide_width, deck.slide_height = Inches(13.333), Inches(7.5)
-        _title_slide(deck, report)
-        _strategy_slide(deck, report)
-        _picture_slide(deck, "Accuracy vs parameters", images["front_params"])
-        _picture_slide(deck, "Accuracy vs training time", images["front_time"])
-        if "front_macs" in images:
-            _picture_slide(deck, "Accuracy vs MACs", images["front_macs"])
-        _front_table_slide(deck, report)
-        _picture_slide(deck, "Learning curves of the front", images["learning_curves"])
-        # Without any importance the figure itself states why; a note repeating it is noise.
-        _picture_slide(deck, "Hyperparameter importance", images["importance"],
-                       note="; ".join(report.importance_notes.values()) if report.importances else "")
-        _knee_slide(deck, report)
-        deck.save(str(out))
+    deck = Presentation()
+    deck.slide_width, deck.slide_height = Inches(13.333), Inches(7.5)
+    _title_slide(deck, report)
+    _strategy_slide(deck, report)
+    for axis, title in ((PARAM_COUNT, "Accuracy vs parameters"), (TRAIN_SECONDS, "Accuracy vs training time"),
+                        (MACS, "Accuracy vs MACs")):
+        if axis in report.pair_fronts:
+            _chart_slide(deck, title, lambda slide, box, axis=axis: charts.add_front_chart(slide, report, axis, box),
+                         note=" ".join(filter(None, ["Error bars: 95% Wilson intervals of the accuracies.", _FRONT_NOTE,
+                                                     charts.knee_caption(report, axis)])))
+    _front_table_slide(deck, report)
+    if report.refits:
+        _robustness_slide(deck, report)
+    _chart_slide(deck, "Learning curves of the front", lambda slide, box: charts.add_learning_curves_chart(slide, report, box),
+                 note="Solid: validation accuracy; dashed: training accuracy, per epoch.",
+                 empty="No per-epoch history recorded.")
+    _importance_slide(deck, report)
+    _knee_slide(deck, report)
+    deck.save(str(out))
+
+
+_FRONT_NOTE = "Grey: every complete trial; blue: the Pareto front; orange: the knee and the trials that tie it."
 
 
 def _set_title(slide: Any, text: str, size: int = 32) -> None:
@@ -173,16 +175,31 @@ def _strategy_slide(deck: Any, report: StudyReport) -> None:
     _text_box(slide, strategy_lines(report), 7.6, 1.3, 5.3, 5.8, size=17)
 
 
-def _picture_slide(deck: Any, title: str, image: Path, note: str = "") -> None:
-    from pptx.util import Inches
-
+def _chart_slide(deck: Any, title: str, draw: Callable[[Any, tuple[float, ...]], Any], note: str = "",
+                 empty: str = "") -> None:
+    """A slide with one native chart under its title (and a note at the foot); ``empty`` when nothing is drawn."""
     slide = deck.slides.add_slide(deck.slide_layouts[5])
     _set_title(slide, title)
-    height = 6.1 if not note else 5.6
-    width = height * plots.WIDTH / plots.HEIGHT
-    slide.shapes.add_picture(str(image), Inches((13.333 - width) / 2), Inches(1.2), Inches(width), Inches(height))
+    if draw(slide, (0.4, 1.15, 12.53, 5.6 if note else 6.2)) is None:
+        _text_box(slide, [empty], 0.6, 1.4, 12, 1)
     if note:
         _text_box(slide, [note], 0.6, 6.85, 12.1, 0.6, size=12)
+
+
+def _importance_slide(deck: Any, report: StudyReport) -> None:
+    """hpo's fANOVA importances (left) beside PED-ANOVA's, the evaluator optuna-dashboard shows (right)."""
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    _set_title(slide, "Hyperparameter importance")
+    shown = [(report.importances, f"{FANOVA} (hpo's reports)", 0.3),
+             (report.ped_anova_importances, f"{PED_ANOVA} (optuna-dashboard's panel)", 6.75)]
+    for importances, title, left in shown:
+        if charts.add_importance_chart(slide, importances, title, (left, 1.15, 6.3, 5.6)) is None:
+            _text_box(slide, [f"{title}: not computed."], left + 0.2, 1.4, 5.9, 1)
+    # Without any importance the reasons are the whole story; with some, they say what is missing.
+    notes = "; ".join(report.importance_notes.values())
+    _text_box(slide, [notes or "fANOVA: variance explained by each parameter (random forest); PED-ANOVA: how much "
+                               "each parameter's distribution in the best 10% of trials differs from all trials."],
+              0.6, 6.85, 12.1, 0.6, size=12)
 
 
 def _front_table_slide(deck: Any, report: StudyReport) -> None:
@@ -200,8 +217,30 @@ def _front_table_slide(deck: Any, report: StudyReport) -> None:
     _table(slide, [header(c) for c in columns], rows, 0.4, 1.3, 12.5,
            size=13 if len(columns) > 8 else 14, bold_rows=knee_rows)
     axes = ", ".join(AXIS_LABELS[a].split(" (")[0].lower() for a in report.axes)
-    _text_box(slide, [f"Front on {axes}; knee in bold. Hypervolume {report.hypervolume:.4f}.", INTERVAL_NOTE],
-              0.4, 1.3 + 0.38 * (len(rows) + 1) + 0.15, 12.5, 0.9, size=14)
+    refit_note = " Knee chosen on the refit means; 'Ties knee' there: the seed spreads (mean ± std) overlap." if report.refits else ""
+    _text_box(slide, [f"Front on {axes}; knee in bold. Hypervolume {report.hypervolume:.4f}.{refit_note}", INTERVAL_NOTE],
+              0.4, 6.35, 12.5, 0.9, size=14)  # at the foot: rows that wrap grow taller than 0.38 in
+
+
+def _robustness_slide(deck: Any, report: StudyReport) -> None:
+    """The refits: the refit means with ± std error bars (left, a native chart), the ranking before and after (right)."""
+    from hpo.analysis.refits import ranking, within_spread_text
+
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    _set_title(slide, "Robustness: refits over seeds")
+    charts.add_robustness_chart(slide, report, (0.3, 1.2, 7.9, 4.9))
+    single = {n: report.trial(n).get(VAL_ACCURACY) for n in report.refits if any(r["number"] == n for r in report.trials)}
+    ranked = ranking(report.refits, single)[:MAX_SLIDE_ROWS]
+    rows = [[str(r["trial"]), "-" if r["single"] is None else f"{100 * r['single']:.2f}%",
+             f"{100 * r['mean']:.2f}% ± {100 * r['std']:.2f}", str(r["n"]), f"{r['rank_before']} → {r['rank_after']}"]
+            for r in ranked]
+    if rows:
+        _table(slide, ["Trial", "Search run", "Refit mean ± std", "Seeds", "Rank"], rows, 8.4, 1.3, 4.7, size=12,
+               bold_rows=[i for i, r in enumerate(ranked) if r["trial"] == report.knee_trial])
+    notes = [f"Error bars: ± one standard deviation over the refit seeds; dots: single seeds. "
+             f"Knee chosen on the refit means: trial {report.knee_trial} (bold).",
+             within_spread_text(report.refits) or "Every neighbour in the ranking is further apart than its seed spread."]
+    _text_box(slide, notes, 0.4, 6.2, 12.5, 1.1, size=13)
 
 
 def _knee_slide(deck: Any, report: StudyReport) -> None:

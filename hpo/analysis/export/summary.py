@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpo.analysis.intervals import is_interval_key
-from hpo.analysis.report import KNEE, TIES_KNEE, StudyReport, display_cell, format_cell
-from hpo.data.sizes import split_sizes_of
+from hpo.analysis.refits import REFIT_SEEDS, REFIT_TEST, REFIT_VAL, is_refit_detail_key
+from hpo.analysis.report import KNEE, TIES_KNEE, WARM_FROM, StudyReport, display_cell, format_cell
+from hpo.data.sizes import KIND_CLASSES, split_sizes_of
 from hpo.trials import MACS, N_VAL_IMAGES, OBJECTIVES, PARAM_COUNT, REPORTED_FIELDS, TEST_ACCURACY, TRAIN_SECONDS, VAL_ACCURACY
 
 # Short titles of the front table's columns; parameter columns keep their names.
@@ -20,6 +21,10 @@ COLUMN_TITLES = {
     TEST_ACCURACY: "Test acc",
     KNEE: "Knee",
     TIES_KNEE: "Ties knee",
+    WARM_FROM: "Warm from",  # a warm-start trial's source, STUDY#N
+    REFIT_VAL: "Refit val (mean ± std)",
+    REFIT_TEST: "Refit test (mean ± std)",
+    REFIT_SEEDS: "Seeds",
 }
 
 # What the front tables say under them about the intervals and the marks.
@@ -38,11 +43,18 @@ def dataset_text(report: StudyReport) -> str:
     dataset = report.definition.get("dataset") or {}
     if not isinstance(dataset, Mapping) or not dataset:
         return "dataset not recorded"
-    parts = [str(dataset.get("kind", "dataset"))]
-    if dataset.get("n_classes") is not None:
-        parts.append(f"{dataset['n_classes']} classes")
-    if dataset.get("R") is not None:
-        parts.append(f"R={dataset['R']}")
+    kind = str(dataset.get("kind", "minicifar"))  # a section without a kind is MINICIFAR's (the default)
+    parts = [kind]
+    # n_classes and R shape MINICIFAR only; a stored CIFAR-10 or folder definition carries their defaults.
+    if kind == "minicifar":
+        if dataset.get("n_classes") is not None:
+            parts.append(f"{dataset['n_classes']} classes")
+        if dataset.get("R") is not None:
+            parts.append(f"R={dataset['R']}")
+    elif kind in KIND_CLASSES:
+        parts.append(f"{KIND_CLASSES[kind]} classes")
+    elif kind == "folder" and dataset.get("image_size") is not None:
+        parts.append(f"images resized to {dataset['image_size']}x{dataset['image_size']}")
     fraction = dataset.get("train_size")
     if isinstance(fraction, (int, float)) and 0 < fraction < 1:
         text = f"{100 * fraction:.3g}% of the training images for training, {100 * (1 - fraction):.3g}% for validation"
@@ -142,12 +154,38 @@ def strategy_lines(report: StudyReport) -> list[str]:
     ]
     if reasons:
         lines.append(f"Stop reasons: {reasons}")
+    if warm_start_text(report):
+        lines.append(warm_start_text(report))
+    if refit_text(report):
+        lines.append(refit_text(report))
     lines += [
         f"Compute spent: {_duration(report.compute_seconds)} of training",
         f"Hypervolume: {report.hypervolume:.4f} (reference: acc 0, "
         f"{ref[params_key]:.0e} params, {ref[seconds_key]:g} s)",
     ]
     return lines
+
+
+def refit_text(report: StudyReport) -> str:
+    """What the refits say: which configurations, how many seeds, the knee on their means, and the
+    neighbours whose order the seeds do not settle; ``""`` for a study without refits."""
+    from hpo.analysis.refits import within_spread_text
+
+    if not report.refits:
+        return ""
+    seeds = sorted({stats.n for stats in report.refits.values()})
+    text = (f"Refits: trials {', '.join(map(str, sorted(report.refits)))} retrained with "
+            f"{'/'.join(map(str, seeds))} new seeds each (mean ± std over seeds in the table); "
+            f"knee chosen on the refit means: trial {report.knee_trial}.")
+    return f"{text} {within_spread_text(report.refits)}".rstrip()
+
+
+def warm_start_text(report: StudyReport) -> str:
+    """``Warm start: trials 0, 1 warm-started from resnet-mini (its trials 7, 3).``, or ``""`` for a study without one."""
+    from hpo.warm_start import describe_marks
+
+    marks = {row["number"]: row[WARM_FROM] for row in report.trials if row.get(WARM_FROM)}
+    return f"Warm start: {describe_marks(marks)}." if marks else ""
 
 
 # Accuracies and losses of the knee trial: validation first, then test, then training.
@@ -200,7 +238,7 @@ def display_columns(report: StudyReport, table: Sequence[Mapping[str, Any]], max
         columns.remove(MACS)
     if TIES_KNEE in columns and (len(table) == 1 or all(row.get(TIES_KNEE) is None for row in table)):
         columns.remove(TIES_KNEE)  # no interval known, or the knee alone: nothing to mark
-    params = [c for c in table[0] if c not in COLUMN_TITLES and not is_interval_key(c)]
+    params = [c for c in table[0] if c not in COLUMN_TITLES and not is_interval_key(c) and not is_refit_detail_key(c)]
     if max_params is not None:
         # The parameters that matter most for accuracy earn the few columns a slide has.
         ranking = report.importances.get(VAL_ACCURACY, {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hpo.analysis.export.summary import COLUMN_TITLES, header, summary_sentence
+from hpo.analysis.export.summary import COLUMN_TITLES, header, refit_text, summary_sentence, warm_start_text
 from hpo.analysis.report import (
     FRONT_TABLE_METRICS,
     KNEE,
@@ -49,6 +49,8 @@ def write_markdown(report: StudyReport, out: Path) -> None:
         "",
         summary_sentence(report),
         "",
+        *([warm_start_text(report), ""] if warm_start_text(report) else []),
+        *([refit_text(report), ""] if refit_text(report) else []),
     ]
     if table:
         columns = shown_columns(table)
