@@ -252,9 +252,12 @@ def test_two_workers_end_at_the_deadline(tmp_path, worker_env, unique_name, stud
 @pytest.mark.slow
 def test_timeout_stops_running_trials_at_the_next_epoch_end(tmp_path, worker_env, unique_name, study_file):
     url = f"sqlite:///{tmp_path}/timeout.db"
-    path = study_file(tmp_path, unique_name, epochs=EPOCHS, n_trials=50)
+    # A trial lasts 25-32 s here, and the timeout (counted from launch, before the workers start) falls
+    # inside the first ones however long the start-up takes, up to 12 s. With 12-16 s trials and a 15 s
+    # timeout, a machine that started its workers in 1.5 s finished them at 14.5 s: nothing was running.
+    path = study_file(tmp_path, unique_name, epochs=2 * EPOCHS, n_trials=50)
     env = {**worker_env, "HPO_FAULT_SLEEP_PER_EPOCH": SLEEP_PER_EPOCH}
-    timeout = 15.0  # past the workers start-up, inside their first trials (12-16 s each)
+    timeout = 12.0
     proc = subprocess.run(HPO + ["run", "--study", str(path), "--workers", "2", "--devices", "cpu", "--timeout", str(timeout),
                                  "--storage", url, "--log-dir", str(tmp_path / "logs")],
                           env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
