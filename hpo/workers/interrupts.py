@@ -1,7 +1,8 @@
 """Ctrl-C and SIGTERM: what a first and a second press do, and what the terminal says afterwards.
 
 A worker counts the presses itself (:class:`InterruptCounter`). The first raises ``KeyboardInterrupt``
-where the worker is (training, asking, waiting); the worker then records its running trial as
+where the worker is (training, waiting; while a trial is being created, once the worker has stamped
+itself its owner: :meth:`InterruptCounter.hold`); the worker then records its running trial as
 ``interrupted`` and queues it to resume (:func:`record_within`). A second press never raises: it
 only bounds that recording to :data:`SECOND_PRESS_GRACE_SECONDS`, so the worker exits at once if the
 storage does not answer, and its trial is then taken for lost by the next run, like a killed
@@ -13,13 +14,14 @@ crash-retry limit (``StopReason.counts_against_retries``); crashes and lost work
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,14 +69,38 @@ class InterruptCounter:
         self.presses = 0
         self.last_press = 0.0
         self._previous: dict[int, Any] = {}
+        self._holding = False
+        self._held: str | None = None  # a first press held by :meth:`hold`, raised when the block ends
 
     def __call__(self, signum, frame) -> None:
         self.presses += 1
         self.last_press = time.monotonic()
-        if self.presses == 1:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self.presses == 1 and self._holding:
+            self._held = name
+            return
+        if self.presses == 1 or self._held is not None:  # a second press while the first is held: at once
+            self._held = None
+            raise KeyboardInterrupt(name)
         log.warning("second interrupt: stopping now (the running trial is recorded only if the storage answers "
                     "within %.0f s)", SECOND_PRESS_GRACE_SECONDS)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold a first press that lands inside the block, and raise it as the block ends.
+
+        For the moment between the storage creating a trial and the worker stamping itself as its
+        owner: a press there would strand a trial nobody can name. A second press inside the block
+        raises at once, so that a storage that does not answer never holds the user up.
+        """
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            held, self._held = self._held, None
+            if held is not None:
+                raise KeyboardInterrupt(held)
 
     def install(self) -> InterruptCounter:
         """Handle SIGINT and SIGTERM here (main thread only; elsewhere Python's defaults stay)."""

@@ -21,6 +21,7 @@ too, recorded as on Ctrl-C (``interrupted``, queued to resume).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -191,11 +192,11 @@ def load_worker_study(
         config.sampler.name, config.sampler.args, space=config.space, n_objectives=len(config.objectives),
         seed=worker_seed(config.seed, worker_id), constraints_func=trial_constraints,
     )
-    stored = studies.load_stored(name, storage)
+    study = studies.load_stored(name, storage, sampler=sampler)
     # A refit study's trials are never pruned: each is a full run of a chosen configuration.
-    pruner_name, pruner_args = ("none", {}) if is_queue_only(stored) else (config.pruner.name, config.pruner.args)
+    pruner_name, pruner_args = ("none", {}) if is_queue_only(study) else (config.pruner.name, config.pruner.args)
     pruner = create_pruner(pruner_name, pruner_args, objectives=list(config.objectives), epochs=config.epochs)
-    study = studies.load_stored(name, storage, sampler=sampler, pruner=pruner.optuna_pruner)
+    study.pruner = pruner.optuna_pruner  # a public attribute of optuna.Study: the study is loaded once
     return study, sampler, pruner
 
 
@@ -332,10 +333,13 @@ def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int | None, heartb
         Interrupted: after recording the trial as ``interrupted`` and queueing its retry (within
             the grace of a second press, see :func:`hpo.workers.interrupts.record_within`).
     """
-    trial = study.ask()
-    heartbeat.trial_id = compat.trial_id(trial)
+    trial = None
     try:
-        heartbeat.claim(heartbeat.trial_id)
+        # A press while the trial is created and claimed is raised once it is claimed: never an unowned trial.
+        with interrupts.hold() if interrupts is not None else contextlib.nullcontext():
+            trial = study.ask()
+            heartbeat.trial_id = compat.trial_id(trial)
+            heartbeat.claim(heartbeat.trial_id)
         if beyond_budget(study, trial.number, n_trials):
             write_record(trial, stop_reason=StopReason.BUDGET)
             study.tell(trial, state=TrialState.FAIL)
@@ -363,6 +367,8 @@ def run_one(study: optuna.Study, ctx: TrialContext, n_trials: int | None, heartb
             state, values = TrialState.FAIL, None
         return _tell(study, ctx, trial, state, values)
     except KeyboardInterrupt:
+        if trial is None:  # a second press while asking (or no counter installed): nothing this worker can name
+            raise
         # Anywhere after ask, so that an interrupted trial never stays RUNNING until it is reaped.
         def record() -> bool:
             heartbeat.mark_interrupted()  # should a second press cut the next writes short, the reaper knows

@@ -161,6 +161,70 @@ def test_a_trial_interrupted_before_it_trains_is_named_as_this_workers(monkeypat
     assert (found.queued, found.running) == ((0,), ())
 
 
+def test_a_press_while_the_trial_is_created_is_raised_once_the_worker_owns_it(monkeypatch):
+    # A real SIGINT, through the worker's own handler, landing inside ask (the storage has created the
+    # trial, the sampler is still at work): held until the owner is stamped, then the trial is
+    # recorded as interrupted and queued, never left RUNNING with no owner for the reaper to guess at.
+    import os
+    import signal
+
+    from hpo.workers import worker as worker_mod
+    from hpo.workers.interrupts import InterruptCounter, Interrupted
+
+    study = _study()
+    asked = study.ask
+
+    def ask_pressed(*args, **kwargs):
+        trial = asked(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here: before the fix, KeyboardInterrupt left ask at this line
+        return trial
+
+    monkeypatch.setattr(study, "ask", ask_pressed)
+    monkeypatch.setattr(worker_mod, "run_trial", lambda ctx, trial: pytest.fail("a pressed trial must not train"))
+    heartbeat = workers.Heartbeat(study._storage, study._study_id, "host-7-0", {"host": "h"})
+    counter = InterruptCounter().install()
+    try:
+        with pytest.raises(Interrupted) as raised:
+            worker_mod.run_one(study, None, None, heartbeat, counter)
+    finally:
+        counter.restore()
+    assert raised.value.numbers == (0,) and raised.value.recorded
+    first, retry = study.get_trials()
+    assert first.state == TrialState.FAIL and first.user_attrs["stop_reason"] == "interrupted"
+    assert first.system_attrs[trials.SYS_WORKER] == "host-7-0"
+    assert retry.state == TrialState.WAITING and retry.system_attrs[trials.SYS_RETRY_OF] == 0
+
+
+def test_a_held_press_wins_over_an_error_and_a_second_press_is_never_held():
+    import os
+    import signal
+
+    from hpo.workers.interrupts import InterruptCounter
+
+    counter = InterruptCounter().install()
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the error in the block does not swallow the press
+            with counter.hold():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                raise RuntimeError("the storage failed while the press was held")
+        again = InterruptCounter().install()
+        reached = []
+        with pytest.raises(KeyboardInterrupt):
+            with again.hold():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                reached.append("held")
+                os.kill(os.getpid(), signal.SIGINT)  # the second press: at once, inside the block
+                time.sleep(0.05)
+                reached.append("not reached")
+        again.restore()
+        assert reached == ["held"] and again.presses == 2
+    finally:
+        counter.restore()
+
+
 def test_heartbeat_beats_the_running_trial_and_always_the_worker_presence():
     study = _study()
     heartbeat = workers.Heartbeat(study._storage, study._study_id, "w-1", {"host": "h"})
