@@ -178,6 +178,7 @@ def test_pptx_reads_back_with_every_slide(report: StudyReport, tmp_path, monkeyp
     table = next(s for s in slides[4].shapes if s.has_table).table
     numbers = [int(row.cells[0].text) for row in list(table.rows)[1:]]
     assert numbers == [r["trial"] for r in front_table(report)][: export_module.MAX_SLIDE_ROWS]
+    assert report.knee_trial in numbers
     knee = text_of(slides[7])
     assert "width" in knee and "val_accuracy" in knee
     # Nothing placed outside the slide.
@@ -227,3 +228,37 @@ def test_title_budget_names_the_time_budget(builders):
     assert budget_text(collect(study)) == "4m00s of worker time, up to 4 epochs each"
     study.set_user_attr("n_trials", 20)
     assert budget_text(collect(study)) == "20 trials, 4m00s of worker time, up to 4 epochs each"
+
+
+def test_the_front_slide_always_shows_the_knee_row():
+    # A cheap knee is often not among the most accurate front trials; the slide says "knee in bold",
+    # so its row takes the last place rather than being left out (a 22-trial Quickstart front did).
+    from hpo.analysis.export.slides import slide_rows
+
+    table = [{"trial": n, "knee": n == 13} for n in range(15)]
+    assert [row["trial"] for row in slide_rows(table, limit=12)] == [*range(11), 13]
+    assert [row["trial"] for row in slide_rows(table, limit=14)] == list(range(14))
+    inside = [{"trial": n, "knee": n == 3} for n in range(15)]
+    assert [row["trial"] for row in slide_rows(inside, limit=12)] == list(range(12))
+    assert [row["trial"] for row in slide_rows([{"trial": 0, "knee": False}] * 3, limit=2)] == [0, 0]
+
+
+def test_table_columns_keep_header_words_and_values_whole():
+    from hpo.analysis.export.slides import BOLD_WIDTH, CELL_PADDING_INCHES, CHAR_EM, column_widths
+
+    headers = ["Trial", "Val acc", "Params", "Ties knee", "weight_decay"]
+    body = [["174", "73.50% [70.3, 76.4]", "22.3k", "yes", "0.0009141"],
+            ["91", "66.25% [62.9, 69.4]", "3.16k", "", "6.912e-05"]]
+    size, widths = column_widths([headers, *body], 8.0, 14, bold_rows=[1])
+    assert sum(widths) == pytest.approx(8.0)
+    inch = CHAR_EM * size / 72  # one regular character
+    # Each header's longest word, in bold, fits its column; so does the longest (bold) value.
+    for header, width in zip(headers, widths):
+        assert width >= BOLD_WIDTH * max(len(w) for w in header.split()) * inch + CELL_PADDING_INCHES - 1e-9
+    assert widths[1] >= BOLD_WIDTH * len("66.25% [62.9, 69.4]") * inch + CELL_PADDING_INCHES - 1e-9
+    assert size == 14  # they fit at the size asked for
+    # Eleven columns on 5 inches cannot fit at 14 pt: the size steps down, never below the floor.
+    wide = [headers * 2 + ["x"], *[row * 2 + ["y"] for row in body]]
+    smaller, _ = column_widths(wide, 12.0, 14, bold_rows=[1])
+    assert 10 <= smaller < 14
+    assert column_widths(wide, 5.0, 14)[0] == 10

@@ -25,6 +25,11 @@ from hpo.trials import VAL_ACCURACY
 MAX_SLIDE_ROWS = 12
 MAX_SLIDE_PARAM_COLUMNS = 4
 MAX_SPACE_ROWS = 14
+# How wide table text sets (LibreOffice's DejaVu Sans, wider than PowerPoint's Calibri), to fit columns.
+CHAR_EM = 0.62  # a regular character, in em: a digit is 0.64, "73.50% [70.3, 76.4]" averages 0.53
+BOLD_WIDTH = 1.25  # a bold character, in regular characters of the same size
+CELL_PADDING_INCHES = 0.2  # a cell's left and right margins (python-pptx's default: 0.1 in each)
+MIN_TABLE_SIZE = 10  # points: below this a table is no longer readable on a projected slide
 
 
 def write_pptx(report: StudyReport, out: Path) -> None:
@@ -102,8 +107,11 @@ def _table(slide: Any, headers: Sequence[str], rows: Sequence[Sequence[str]], le
         Inches(row_height * (len(rows) + 1)),
     )
     table = shape.table
-    _fit_column_widths(table, [list(headers), *[list(v) for v in rows]], Inches(width))
-    for r, values in enumerate([list(headers), *[list(v) for v in rows]]):
+    cells = [list(headers), *[list(v) for v in rows]]
+    size, widths = column_widths(cells, width, size, bold_rows)
+    for column, inches in zip(table.columns, widths):
+        column.width = Inches(inches)
+    for r, values in enumerate(cells):
         table.rows[r].height = Inches(row_height)
         for c, value in enumerate(values):
             cell = table.cell(r, c)
@@ -114,21 +122,39 @@ def _table(slide: Any, headers: Sequence[str], rows: Sequence[Sequence[str]], le
                     run.font.bold = r == 0 or (r - 1) in bold_rows
 
 
-def _fit_column_widths(table: Any, cells: Sequence[Sequence[str]], total: int) -> None:
-    """Share the table's width among columns by their longest text, so that short columns do not
-    take the room that headers like ``cnn.channels`` need to stay on one line."""
-    from pptx.util import Emu
+def column_widths(cells: Sequence[Sequence[str]], width: float, size: int,
+                  bold_rows: Sequence[int] = ()) -> tuple[int, list[float]]:
+    """The font size and column widths (inches) at which a table's text fits its width unbroken.
 
-    # Each column gets its longest line plus padding, in characters; the cap keeps one very long
-    # value (a checkpoint id, wrapping at its dashes) from squeezing names like peak_memory_bytes.
-    weights = [
-        min(max((len(line) for row in cells for line in str(row[c]).splitlines()), default=0), 24) + 3
-        for c in range(len(cells[0]))
-    ]
-    widths = [total * w // sum(weights) for w in weights]
-    widths[-1] += total - sum(widths)
-    for column, width in zip(table.columns, widths):
-        column.width = Emu(width)
+    Each column needs its longest line (a header only its longest word: it may wrap between words),
+    bold text a quarter more, capped at 24 characters so that one very long value (a checkpoint id,
+    wrapping at its dashes) does not squeeze the rest. Where the needs exceed ``width`` the size
+    steps down, to :data:`MIN_TABLE_SIZE` at least; what is left over is shared by need.
+
+    Args:
+        cells: The header row, then the body rows.
+        width: The table's width in inches.
+        size: The font size wanted, in points.
+        bold_rows: Body rows (0-based) set in bold, like the knee's.
+    """
+    def chars(c: int) -> float:
+        most = 0.0
+        for r, row in enumerate(cells):
+            text = str(row[c])
+            lines = text.split() if r == 0 else text.splitlines()
+            longest = min(max((len(line) for line in lines), default=0), 24)
+            most = max(most, longest * (BOLD_WIDTH if r == 0 or (r - 1) in bold_rows else 1.0))
+        return most
+
+    counts = [chars(c) for c in range(len(cells[0]))]
+
+    def needs(points: int) -> list[float]:
+        return [n * CHAR_EM * points / 72 + CELL_PADDING_INCHES for n in counts]
+
+    while size > MIN_TABLE_SIZE and sum(needs(size)) > width:
+        size -= 1
+    wanted = needs(size)
+    return size, [width * n / sum(wanted) for n in wanted]
 
 
 def _title_slide(deck: Any, report: StudyReport) -> None:
@@ -205,8 +231,10 @@ def _importance_slide(deck: Any, report: StudyReport) -> None:
 def _front_table_slide(deck: Any, report: StudyReport) -> None:
     slide = deck.slides.add_slide(deck.slide_layouts[5])
     table = front_table(report)
-    shown = table[:MAX_SLIDE_ROWS]
-    more = f" (top {len(shown)} of {len(table)} by accuracy)" if len(table) > len(shown) else ""
+    shown = slide_rows(table)
+    knee_added = len(table) > len(shown) and shown[-1] is not table[len(shown) - 1]
+    top = len(shown) - knee_added
+    more = f" (top {top} of {len(table)} by accuracy)" if len(table) > len(shown) else ""
     _set_title(slide, f"Pareto front trials{more}", size=30 if more else 32)
     if not table:
         _text_box(slide, ["No complete trial yet."], 0.6, 1.4, 12, 1)
@@ -214,12 +242,24 @@ def _front_table_slide(deck: Any, report: StudyReport) -> None:
     columns = display_columns(report, shown, max_params=MAX_SLIDE_PARAM_COLUMNS)
     rows = [[display_cell(row, c) for c in columns] for row in shown]
     knee_rows = [i for i, row in enumerate(shown) if row[KNEE]]
-    _table(slide, [header(c) for c in columns], rows, 0.4, 1.3, 12.5,
+    _table(slide, [header(c) for c in columns], rows, 0.4, 1.15, 12.5,
            size=13 if len(columns) > 8 else 14, bold_rows=knee_rows)
     axes = ", ".join(AXIS_LABELS[a].split(" (")[0].lower() for a in report.axes)
     refit_note = " Knee chosen on the refit means; 'Ties knee' there: the seed spreads (mean ± std) overlap." if report.refits else ""
-    _text_box(slide, [f"Front on {axes}; knee in bold. Hypervolume {report.hypervolume:.4f}.{refit_note}", INTERVAL_NOTE],
-              0.4, 6.35, 12.5, 0.9, size=14)  # at the foot: rows that wrap grow taller than 0.38 in
+    knee_note = f"knee in bold (its row added below the {top} most accurate)" if knee_added else "knee in bold"
+    _text_box(slide, [f"Front on {axes}; {knee_note}. Hypervolume {report.hypervolume:.4f}.{refit_note}", INTERVAL_NOTE],
+              0.4, 6.45, 12.5, 0.95, size=13)  # at the foot: 13 rows render 0.39 in, a two-line header 0.5
+
+
+def slide_rows(table: Sequence[dict[str, Any]], limit: int = MAX_SLIDE_ROWS) -> list[dict[str, Any]]:
+    """The front table's rows a slide has room for: the ``limit`` most accurate, except that the
+    knee, the trial the deck recommends, is always among them (in the last place when it is not
+    among the most accurate, so that the caption's "knee in bold" always points at a row)."""
+    shown = list(table[:limit])
+    knee = next((row for row in table if row.get(KNEE)), None)
+    if knee is not None and not any(row is knee for row in shown):
+        shown[-1] = knee
+    return shown
 
 
 def _robustness_slide(deck: Any, report: StudyReport) -> None:
