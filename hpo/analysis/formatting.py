@@ -8,11 +8,28 @@ from typing import Any
 
 from hpo.analysis.intervals import format_accuracy, is_interval_key, lower_key, upper_key
 from hpo.analysis.refits import display_refit, is_refit_detail_key
-from hpo.trials import INTEGER_FIELDS
+from hpo.trials import INTEGER_FIELDS, OBJECTIVES
 
 KNEE = "knee"  # the front-table column that marks the knee trial
 TIES_KNEE = "ties_knee"  # the column that marks front trials whose accuracy ties the knee's
 MARK_COLUMNS = frozenset({KNEE, TIES_KNEE})  # marks read "yes" or stay blank; other yes/no values say "no"
+WIDE_SPREAD = 30.0  # a cost axis whose values span this factor or more is drawn on a log scale
+
+
+def log_scale(axis: str, values: Sequence[float | None]) -> bool:
+    """Whether charts draw cost ``axis`` on a log scale: parameters and MACs always (a 10x change
+    is their natural step), training time when its values span :data:`WIDE_SPREAD` or more. On a
+    linear axis a few slow trials (0.2 s to 17 s on the CPU Quickstart) crush the front into its
+    left edge, where the knee and its ties hide each other.
+
+    Args:
+        axis: A cost objective's name.
+        values: The values drawn on it (None: no value; a value of 0 or less keeps it linear).
+    """
+    if OBJECTIVES[axis].log_scale:
+        return True
+    known = [v for v in values if v is not None]
+    return bool(known) and min(known) > 0 and max(known) / min(known) >= WIDE_SPREAD
 
 
 def format_count(value: float | None) -> str:

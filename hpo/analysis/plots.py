@@ -20,7 +20,7 @@ from hpo.analysis.report import (
     format_count,
     history_arrays,
 )
-from hpo.trials import MACS, OBJECTIVES, PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
+from hpo.trials import MACS, PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
 
 WIDTH, HEIGHT, FONT_SIZE = 1200, 675, 18
 
@@ -30,11 +30,6 @@ PRUNED = "#e69f00"
 FRONT = "#0072b2"
 KNEE = "#d55e00"
 PALETTE = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442", "#000000"]
-
-
-def _log_axis(axis: str) -> bool:
-    """Log scale where a 10x change is the natural step (parameters, MACs)."""
-    return OBJECTIVES[axis].log_scale
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
@@ -167,7 +162,7 @@ def plot_front(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
     title = f"{report.name}: validation accuracy vs {AXIS_LABELS[axis].split(' (')[0].lower()}"
     _layout(fig, title, AXIS_LABELS[axis], "Validation accuracy")
     fig.update_yaxes(tickformat=".0%")
-    if _log_axis(axis):
+    if report.log_scale(axis):
         fig.update_xaxes(type="log")
     return fig
 
@@ -188,7 +183,7 @@ def _draw_knee(fig: go.Figure, report: StudyReport, axis: str) -> None:
         )
     )
     # Annotations on a log axis take the exponent, not the value.
-    x = np.log10(row[axis]) if _log_axis(axis) else row[axis]
+    x = np.log10(row[axis]) if report.log_scale(axis) else row[axis]
     fig.add_annotation(
         x=x,
         y=row[VAL_ACCURACY],
@@ -374,7 +369,7 @@ def plot_robustness(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
         fig.add_trace(go.Scatter(x=[row[axis]], y=[row[VAL_ACCURACY]], mode="markers", name=f"knee (trial {knee})",
                                  marker={"color": KNEE, "size": 20, "symbol": "star"}))
     _layout(fig, f"{report.name}: refits over seeds", AXIS_LABELS[axis], "Validation accuracy")
-    if _log_axis(axis):
+    if report.log_scale(axis):
         fig.update_xaxes(type="log")
     fig.update_yaxes(tickformat=".0%")
     return fig

@@ -33,6 +33,7 @@ from hpo.analysis.formatting import (  # noqa: F401  (re-exported)
     display_cell,
     format_cell,
     format_count,
+    log_scale,
     shown_columns,
 )
 from hpo.analysis.pareto import AXES, FrontInfo, front_info, resolve_axes, resolve_reference
@@ -184,6 +185,11 @@ class StudyReport:
             The matching rows, by trial number.
         """
         return [row for row in self.trials if row["state"] == state]
+
+    def log_scale(self, axis: str) -> bool:
+        """Whether charts draw cost ``axis`` on a log scale, judged on every complete and pruned
+        trial's value (:func:`hpo.analysis.formatting.log_scale`), the same on every chart."""
+        return log_scale(axis, [row.get(axis) for row in self.trials if row["state"] in ("COMPLETE", "PRUNED")])
 
     @property
     def front_rows(self) -> list[dict[str, Any]]:

@@ -262,3 +262,54 @@ def test_table_columns_keep_header_words_and_values_whole():
     smaller, _ = column_widths(wide, 12.0, 14, bold_rows=[1])
     assert 10 <= smaller < 14
     assert column_widths(wide, 5.0, 14)[0] == 10
+
+
+def test_training_time_goes_on_a_log_axis_only_when_it_spans_a_wide_range():
+    from hpo.analysis.formatting import WIDE_SPREAD, log_scale
+
+    assert log_scale("param_count", [3_000, 3_100])  # parameters always
+    assert not log_scale("train_seconds", [30.0, 60.0, 120.0])  # a GPU study's few minutes each
+    assert log_scale("train_seconds", [0.2, None, 0.2 * WIDE_SPREAD])  # the CPU Quickstart: 0.2 s to 17 s
+    assert not log_scale("train_seconds", [0.0, 17.0]) and not log_scale("train_seconds", [None])
+
+
+@pytest.mark.parametrize("crowded", [False, True])
+def test_the_knee_label_never_covers_a_trial_and_the_knee_is_drawn_on_top_in_both_programs(builders, tmp_path, crowded):
+    # The knee is chosen on every axis at once, so on one axis' chart a trial may sit just left of
+    # it at its height: the label then goes into the note. The knee's diamond is drawn twice, first
+    # (on top in LibreOffice, which paints the first series last) and last (on top in PowerPoint).
+    import optuna
+    from optuna.trial import TrialState
+    from pptx import Presentation
+    from pptx.oxml.ns import qn
+
+    from hpo.analysis.export.charts import TWIN_SUFFIX, chart_series
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name="edge",
+                                directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["val_accuracy", "param_count", "train_seconds"])
+    study.set_user_attr("definition", {**builders.definition, "name": "edge"})
+    # The knee: 70%, 200k params, 20 s, and a costlier 72%; crowded: a pruned trial whose last epoch
+    # reached the knee's height, left of the knee on the parameters chart.
+    for accuracy, count, time in ((0.70, 200_000, 20.0), (0.72, 900_000, 30.0)):
+        builders.add(study, {"width": 8, "lr": 0.01, "batch_size": 64}, TrialState.COMPLETE, [accuracy, count, time],
+                     **builders.attrs(accuracy, count, time))
+    if crowded:
+        builders.add(study, {"width": 8, "lr": 0.01, "batch_size": 64}, TrialState.PRUNED, None,
+                     **builders.attrs(0.70, 120_000, 10.0, epochs=2, stop_reason="pruned"))
+    report = collect(study, importances=False)
+    assert report.knee_trial == 0
+    (path,) = export(report, "pptx", tmp_path / "edge.pptx")
+    slide = list(Presentation(str(path)).slides)[2]  # accuracy vs parameters
+    (chart,) = [shape.chart for shape in slide.shapes if shape.has_chart]
+    names = [series.name for series in chart.plots[0].series]
+    assert names[0] == "knee (trial 0)" + TWIN_SUFFIX and names[-1] == "knee (trial 0)"
+    twin = chart_series(chart)[names[0]]
+    assert set(twin) == {(200_000, 0.70)} and len(twin) == max(len(p) for p in chart_series(chart).values())
+    hidden = [int(e.find(qn("c:idx")).get("val")) for e in chart._chartSpace.iter(qn("c:legendEntry"))]
+    assert 0 in hidden  # the twin is left out of the legend
+    (knee,) = [series for series in chart.plots[0].series if series.name == "knee (trial 0)"]
+    label = knee.points[0].data_label
+    drawn = label.has_text_frame and label.text_frame.text
+    note = " ".join(shape.text_frame.text for shape in slide.shapes if shape.has_text_frame and shape != slide.shapes.title)
+    assert bool(drawn) == (not crowded) and ("The orange diamond is the knee" in note) == crowded, (drawn, note)

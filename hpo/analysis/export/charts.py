@@ -17,8 +17,10 @@ from hpo.analysis import plots
 from hpo.analysis.intervals import lower_key, upper_key
 from hpo.analysis.pareto import AXIS_LABELS
 from hpo.analysis.report import StudyReport, format_count, history_arrays
-from hpo.trials import OBJECTIVES, PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
+from hpo.trials import PARAM_COUNT, TRAIN_SECONDS, VAL_ACCURACY
 
+TWIN_SUFFIX = " (drawn on top)"  # the name of an on_top series' twin, out of the legend
+KNEE_OUTLINE = "#000000"  # the knee's diamond is ringed in black: its ties are rings of its own orange
 FONT_PT = 14  # axis and legend text: readable from the back of a room, as the Plotly figures' 18 px
 ACCURACY_FORMAT = "0%"
 
@@ -102,8 +104,9 @@ def _accuracy_range(axis: Any, values: Sequence[float]) -> None:
 
 
 def _style(series: Any, colour: str, marker: str = "CIRCLE", size: int = 9, line_pt: float | None = None,
-           hollow: bool = False, dash: bool = False) -> None:
-    """Marker and line of one series; without ``line_pt`` the points stay unconnected."""
+           hollow: bool = False, dash: bool = False, outline: str | None = None) -> None:
+    """Marker and line of one series; without ``line_pt`` the points stay unconnected; ``outline``
+    rings each marker in another colour (the knee's, dark, so it stands out among its orange ties)."""
     from pptx.enum.chart import XL_MARKER_STYLE
     from pptx.enum.dml import MSO_LINE
     from pptx.util import Pt
@@ -117,8 +120,8 @@ def _style(series: Any, colour: str, marker: str = "CIRCLE", size: int = 9, line
         else:
             series.marker.format.fill.solid()
             series.marker.format.fill.fore_color.rgb = _rgb(colour)
-        series.marker.format.line.color.rgb = _rgb(colour)
-        series.marker.format.line.width = Pt(2 if hollow else 0.75)
+        series.marker.format.line.color.rgb = _rgb(outline or colour)
+        series.marker.format.line.width = Pt(2 if hollow or outline else 0.75)
     line = series.format.line
     if line_pt is None:
         line.fill.background()
@@ -235,12 +238,17 @@ def _xy_chart(slide: Any, chart_type: Any, drawn: Sequence[tuple[str, Sequence[t
 
     The series are drawn longest first: LibreOffice (7.4) drops every series of an imported XY
     chart that a longer one follows. The short series (the knee, its ties) then come last, on top
-    in PowerPoint; LibreOffice paints the first series on top, so there the knee's larger marker
-    shows as a rim around the front's.
+    in PowerPoint; LibreOffice paints the first series on top, where the grey trials stacked at
+    one parameter count hid the knee, hence the twin of an ``on_top`` entry.
     """
     from pptx.chart.data import XyChartData
 
     ordered = sorted((entry for entry in drawn if entry[1]), key=lambda entry: -len(entry[1]))
+    # An entry styled "on_top" (the knee) is drawn twice: last, on top in PowerPoint, and first as
+    # its twin, on top in LibreOffice, padded with copies of its last point to the longest series'
+    # length (so that no series is shorter than one after it) and left out of the legend.
+    ordered = [(f"{name}{TWIN_SUFFIX}", [*points, *[points[-1]] * (len(ordered[0][1]) - len(points))],
+                {**style, "twin": True}) for name, points, style in ordered if style.get("on_top")] + ordered
     data = XyChartData()
     for name, points, _ in ordered:
         series = data.add_series(name)
@@ -266,7 +274,8 @@ def _front_series(report: StudyReport, axis: str) -> list[tuple[str, list[Mappin
     if ties:
         series.append((f"ties the knee ({len(ties)})", ties, {"colour": plots.KNEE, "size": 18, "hollow": True}))
     if knee is not None:
-        series.append((f"knee (trial {knee})", [report.trial(knee)], {"colour": plots.KNEE, "marker": "DIAMOND", "size": 16}))
+        series.append((f"knee (trial {knee})", [report.trial(knee)], {"colour": plots.KNEE, "marker": "DIAMOND", "size": 16,
+                                                                  "outline": KNEE_OUTLINE, "on_top": True}))
     return [(name, _points(rows, axis), style) for name, rows, style in series if _points(rows, axis)]
 
 
@@ -290,7 +299,8 @@ def add_front_chart(slide: Any, report: StudyReport, axis: str, box: Sequence[fl
     2-D front blue and joined as a staircase, the front trials that tie the knee ringed and the
     knee an orange diamond, labelled beside it where the label fits (else in the note under the chart,
     :func:`knee_caption`); every accuracy with a known number of images carries its 95%
-    interval as an error bar. Parameters and MACs get a log axis.
+    interval as an error bar. Parameters and MACs get a log axis, training time one where it spans
+    30x or more (``StudyReport.log_scale``).
 
     Args:
         slide: The slide to draw on.
@@ -315,7 +325,11 @@ def add_front_chart(slide: Any, report: StudyReport, axis: str, box: Sequence[fl
             _style(series, style["colour"], marker="NONE", line_pt=2.5)
             _hide_from_legend(chart, series)
             continue
-        _style(series, style["colour"], style.get("marker", "CIRCLE"), style.get("size", 9), hollow=style.get("hollow", False))
+        _style(series, style["colour"], style.get("marker", "CIRCLE"), style.get("size", 9), hollow=style.get("hollow", False),
+               outline=style.get("outline"))
+        if style.get("twin"):
+            _hide_from_legend(chart, series)
+            continue
         rows = rows_of[name]
         bars = _interval_bars(rows) if style.get("bars") else None
         if bars is not None:
@@ -327,16 +341,17 @@ def add_front_chart(slide: Any, report: StudyReport, axis: str, box: Sequence[fl
     _axis(chart.value_axis, "Validation accuracy", ACCURACY_FORMAT)
     _accuracy_range(chart.value_axis, ends)
     _axis(chart.category_axis, AXIS_LABELS[axis], _cost_format(axis))
-    if OBJECTIVES[axis].log_scale:
+    if report.log_scale(axis):
         _log_axis(chart.category_axis, [x for _, points, _ in drawn for x, _ in points])
     return chart
 
 
-# The knee's label goes left of its point, into the quarter above and left of a front point, which
-# no trial occupies (one there would dominate it). It stays inside the plot when the point lies at
-# least this far along the cost axis; the label is about a sixth of the plot's width, and the
-# chart's own axis maximum may exceed the largest value.
+# The knee's label goes left of its point. It stays inside the plot when the point lies at least
+# this far along the cost axis (the label is about a sixth of the plot's width, and the chart's own
+# axis maximum may exceed the largest value), and it must not cover another trial: the knee is
+# chosen on every axis at once, so on one axis' chart trials may lie left of it at its height.
 KNEE_LABEL_ROOM = 0.25
+KNEE_LABEL_HALF_HEIGHT = 0.06  # the label's half height, as a fraction of the accuracy axis' span
 
 
 def knee_label(report: StudyReport) -> str:
@@ -346,21 +361,25 @@ def knee_label(report: StudyReport) -> str:
 
 
 def knee_label_fits(report: StudyReport, axis: str) -> bool:
-    """Whether the knee's label fits left of its point on the ``axis`` front chart (see
-    :data:`KNEE_LABEL_ROOM`); False without a knee on that axis."""
+    """Whether the knee's label fits left of its point on the ``axis`` front chart, inside the
+    plot and over no other trial (see :data:`KNEE_LABEL_ROOM`); False without a knee on that axis."""
     knee = report.knee_trial
     x = None if knee is None else report.trial(knee).get(axis)
-    if x is None:
+    if x is None or (report.log_scale(axis) and x <= 0):
         return False
-    xs = [row[axis] for _, rows, _ in _front_series(report, axis) for row in rows]
-    if OBJECTIVES[axis].log_scale:
-        decades = _log_decades(xs)
-        if decades is None or x <= 0:
-            return False
-        low, high = decades
-        return (math.log10(x) - low) / (high - low) >= KNEE_LABEL_ROOM
-    low, high = min(0.0, min(xs)), max(xs)
-    return high > low and (x - low) / (high - low) >= KNEE_LABEL_ROOM
+    others = [row for _, rows, _ in _front_series(report, axis) for row in rows if row["number"] != knee]
+    xs = [x] + [row[axis] for row in others]
+    if report.log_scale(axis):
+        low, high = _log_decades(xs)
+        along = [(math.log10(v) - low) / (high - low) if v > 0 else 0.0 for v in xs]
+    else:
+        low, high = min(0.0, min(xs)), max(xs)
+        along = [(v - low) / (high - low) if high > low else 0.0 for v in xs]
+    ys = [report.trial(knee)[VAL_ACCURACY]] + [row[VAL_ACCURACY] for row in others]
+    span = (max(ys) - min(ys)) or 1.0
+    covered = any(along[0] - KNEE_LABEL_ROOM <= a < along[0] and abs(y - ys[0]) <= KNEE_LABEL_HALF_HEIGHT * span
+                  for a, y in zip(along[1:], ys[1:]))
+    return along[0] >= KNEE_LABEL_ROOM and not covered
 
 
 def knee_caption(report: StudyReport, axis: str) -> str:
@@ -455,12 +474,15 @@ def add_robustness_chart(slide: Any, report: StudyReport, box: Sequence[float], 
              ("refit mean ± std", [(r[axis], r[VAL_ACCURACY]) for r in means], {"colour": plots.FRONT, "marker": "DIAMOND", "size": 11})]
     if knee is not None:
         drawn.append((f"knee (trial {knee['number']})", [(knee[axis], knee[VAL_ACCURACY])],
-                      {"colour": plots.KNEE, "marker": "DIAMOND", "size": 18}))
+                      {"colour": plots.KNEE, "marker": "DIAMOND", "size": 18, "outline": KNEE_OUTLINE, "on_top": True}))
     chart, series_list = _xy_chart(slide, XL_CHART_TYPE.XY_SCATTER, drawn, box)
     spread = [report.refits[r["number"]].std() or 0.0 for r in means]
     for series, name, points, style in series_list:
-        _style(series, style["colour"], style.get("marker", "CIRCLE"), style["size"], hollow=style.get("hollow", False))
-        if name == "refit mean ± std":
+        _style(series, style["colour"], style.get("marker", "CIRCLE"), style["size"], hollow=style.get("hollow", False),
+               outline=style.get("outline"))
+        if style.get("twin"):
+            _hide_from_legend(chart, series)
+        elif name == "refit mean ± std":
             add_error_bars(series, spread, spread, colour=plots.FRONT, width_pt=1.75)
             for i, row in enumerate(means):
                 _label(series, i, f"trial {row['number']}", plots.FRONT)
@@ -469,7 +491,7 @@ def add_robustness_chart(slide: Any, report: StudyReport, box: Sequence[float], 
     _axis(chart.value_axis, "Validation accuracy", ACCURACY_FORMAT)
     _accuracy_range(chart.value_axis, values)
     _axis(chart.category_axis, AXIS_LABELS[axis], _cost_format(axis))
-    if OBJECTIVES[axis].log_scale:
+    if report.log_scale(axis):
         _log_axis(chart.category_axis, [x for _, points, _ in drawn for x, _ in points])
     return chart
 
