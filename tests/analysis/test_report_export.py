@@ -244,24 +244,34 @@ def test_the_front_slide_always_shows_the_knee_row():
 
 
 def test_table_columns_keep_header_words_and_values_whole():
-    from hpo.analysis.export.slides import BOLD_WIDTH, CELL_PADDING_INCHES, CHAR_EM, column_widths
+    from hpo.analysis.export.slides import BOLD_WIDTH, CELL_PADDING_INCHES, column_widths, table_fits, text_em
 
+    assert text_em("1.13M") < text_em("0.0009") < text_em("weight")  # capitals and m wider, dots narrower
     headers = ["Trial", "Val acc", "Params", "Ties knee", "weight_decay"]
     body = [["174", "73.50% [70.3, 76.4]", "22.3k", "yes", "0.0009141"],
             ["91", "66.25% [62.9, 69.4]", "3.16k", "", "6.912e-05"]]
     size, widths = column_widths([headers, *body], 8.0, 14, bold_rows=[1])
     assert sum(widths) == pytest.approx(8.0)
-    inch = CHAR_EM * size / 72  # one regular character
     # Each header's longest word, in bold, fits its column; so does the longest (bold) value.
     for header, width in zip(headers, widths):
-        assert width >= BOLD_WIDTH * max(len(w) for w in header.split()) * inch + CELL_PADDING_INCHES - 1e-9
-    assert widths[1] >= BOLD_WIDTH * len("66.25% [62.9, 69.4]") * inch + CELL_PADDING_INCHES - 1e-9
-    assert size == 14  # they fit at the size asked for
-    # Eleven columns on 5 inches cannot fit at 14 pt: the size steps down, never below the floor.
+        longest = max(text_em(word) for word in header.split())
+        assert width >= BOLD_WIDTH * longest * size / 72 + CELL_PADDING_INCHES - 1e-9
+    assert widths[1] >= BOLD_WIDTH * text_em("66.25% [62.9, 69.4]") * size / 72 + CELL_PADDING_INCHES - 1e-9
+    assert size == 14 and table_fits([headers, *body], 8.0, 14, [1])  # they fit at the size asked for
+    # Twice the columns on 12 inches cannot fit at 14 pt: the size steps down, never below the floor.
     wide = [headers * 2 + ["x"], *[row * 2 + ["y"] for row in body]]
     smaller, _ = column_widths(wide, 12.0, 14, bold_rows=[1])
-    assert 10 <= smaller < 14
+    assert 10 <= smaller < 14 and not table_fits(wide, 12.0, 14, [1]) and table_fits(wide, 12.0, smaller, [1])
     assert column_widths(wide, 5.0, 14)[0] == 10
+
+
+def test_the_front_slide_keeps_refitted_rows():
+    # Refitted configurations always get a row: their refit columns are the point of the slide
+    # (the deck's fit on a real refitted study: tests/e2e/test_refit_reports.py).
+    from hpo.analysis.export.slides import slide_rows
+
+    table = [{"trial": n, "knee": n == 0, "refit_seeds": 3 if n in (0, 14) else None} for n in range(15)]
+    assert [row["trial"] for row in slide_rows(table, limit=12)] == [*range(11), 14]
 
 
 def test_training_time_goes_on_a_log_axis_only_when_it_spans_a_wide_range():

@@ -114,6 +114,18 @@ def test_the_deck_gains_a_robustness_slide_that_libreoffice_renders(refitted, li
     _invoke("export", "--study", name, "--storage", url, "--format", "pptx", "--out", str(deck))
     slides = list(Presentation(str(deck)).slides)
     titles = [slide.shapes.title.text for slide in slides]
+    # The front table keeps both refitted configurations, and its text fits unbroken at its size
+    # (the refit columns take the room of parameter columns; 10 pt at the least).
+    from hpo.analysis.export.slides import FRONT_TABLE_WIDTH, table_fits
+
+    front = next(s for s in slides if s.shapes.title.text.startswith("Pareto front trials"))
+    grid = next(shape.table for shape in front.shapes if shape.has_table)
+    texts = [[cell.text for cell in row.cells] for row in grid.rows]
+    assert {str(first), str(second)} <= {row[0] for row in texts[1:]}
+    assert "Refit val (mean ± std)" in texts[0]
+    size = grid.cell(0, 0).text_frame.paragraphs[0].runs[0].font.size.pt
+    bold = [r - 1 for r, row in enumerate(grid.rows) if r and row.cells[0].text_frame.paragraphs[0].runs[0].font.bold]
+    assert size >= 10 and table_fits(texts, FRONT_TABLE_WIDTH, int(size), bold)
     index = titles.index("Robustness: refits over seeds")
     slide = slides[index]
     table = next(shape.table for shape in slide.shapes if shape.has_table)

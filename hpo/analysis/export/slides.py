@@ -17,6 +17,7 @@ from hpo.analysis.export.summary import (
     strategy_lines,
 )
 from hpo.analysis.pareto import AXIS_LABELS
+from hpo.analysis.refits import REFIT_SEEDS
 from hpo.analysis.report import FANOVA, KNEE, PED_ANOVA, StudyReport, display_cell, front_table
 from hpo.trials import MACS, PARAM_COUNT, TRAIN_SECONDS
 from hpo.trials import VAL_ACCURACY
@@ -26,10 +27,15 @@ MAX_SLIDE_ROWS = 12
 MAX_SLIDE_PARAM_COLUMNS = 4
 MAX_SPACE_ROWS = 14
 # How wide table text sets (LibreOffice's DejaVu Sans, wider than PowerPoint's Calibri), to fit columns.
-CHAR_EM = 0.62  # a regular character, in em: a digit is 0.64, "73.50% [70.3, 76.4]" averages 0.53
-BOLD_WIDTH = 1.25  # a bold character, in regular characters of the same size
+CHAR_EM = 0.64  # a digit or lower-case letter, in em ("73.50% [70.3, 76.4]" sets 1.8 in wide at 13 pt)
+NARROW_EM, NARROW_CHARS = 0.34, frozenset(" .,:;'!|il[]()-/")
+CAPITAL_EM = 0.72
+WIDE_EM, WIDE_CHARS = 0.95, frozenset("%mwMW±")
+BOLD_WIDTH = 1.12  # a bold character, in regular characters of the same size (DejaVu Sans Bold)
 CELL_PADDING_INCHES = 0.2  # a cell's left and right margins (python-pptx's default: 0.1 in each)
 MIN_TABLE_SIZE = 10  # points: below this a table is no longer readable on a projected slide
+FRONT_TABLE_WIDTH = 12.5  # inches
+FRONT_TABLE_MIN_SIZE = 10  # points: the front table drops parameter columns rather than go smaller
 
 
 def write_pptx(report: StudyReport, out: Path) -> None:
@@ -137,24 +143,41 @@ def column_widths(cells: Sequence[Sequence[str]], width: float, size: int,
         size: The font size wanted, in points.
         bold_rows: Body rows (0-based) set in bold, like the knee's.
     """
-    def chars(c: int) -> float:
+    counts = _column_chars(cells, bold_rows)
+    while size > MIN_TABLE_SIZE and sum(_needs(counts, size)) > width:
+        size -= 1
+    wanted = _needs(counts, size)
+    return size, [width * n / sum(wanted) for n in wanted]
+
+
+def table_fits(cells: Sequence[Sequence[str]], width: float, size: int, bold_rows: Sequence[int] = ()) -> bool:
+    """Whether a table's text fits ``width`` inches unbroken at ``size`` points (see :func:`column_widths`)."""
+    return sum(_needs(_column_chars(cells, bold_rows), size)) <= width
+
+
+def text_em(text: str) -> float:
+    """How wide ``text`` sets, in em of a regular sans-serif face: narrow punctuation, digits and
+    lower case, capitals, and the widest signs (%, m, w) told apart."""
+    return sum(NARROW_EM if ch in NARROW_CHARS else WIDE_EM if ch in WIDE_CHARS else
+               CAPITAL_EM if ch.isupper() else CHAR_EM for ch in text)
+
+
+def _column_chars(cells: Sequence[Sequence[str]], bold_rows: Sequence[int]) -> list[float]:
+    """Each column's need in em (see :func:`column_widths`)."""
+    def need(c: int) -> float:
         most = 0.0
         for r, row in enumerate(cells):
             text = str(row[c])
             lines = text.split() if r == 0 else text.splitlines()
-            longest = min(max((len(line) for line in lines), default=0), 24)
+            longest = min(max((text_em(line) for line in lines), default=0.0), 24 * CHAR_EM)
             most = max(most, longest * (BOLD_WIDTH if r == 0 or (r - 1) in bold_rows else 1.0))
         return most
 
-    counts = [chars(c) for c in range(len(cells[0]))]
+    return [need(c) for c in range(len(cells[0]))]
 
-    def needs(points: int) -> list[float]:
-        return [n * CHAR_EM * points / 72 + CELL_PADDING_INCHES for n in counts]
 
-    while size > MIN_TABLE_SIZE and sum(needs(size)) > width:
-        size -= 1
-    wanted = needs(size)
-    return size, [width * n / sum(wanted) for n in wanted]
+def _needs(ems: Sequence[float], points: int) -> list[float]:
+    return [em * points / 72 + CELL_PADDING_INCHES for em in ems]
 
 
 def _title_slide(deck: Any, report: StudyReport) -> None:
@@ -232,34 +255,41 @@ def _front_table_slide(deck: Any, report: StudyReport) -> None:
     slide = deck.slides.add_slide(deck.slide_layouts[5])
     table = front_table(report)
     shown = slide_rows(table)
-    knee_added = len(table) > len(shown) and shown[-1] is not table[len(shown) - 1]
-    top = len(shown) - knee_added
+    top = next((i for i, row in enumerate(shown) if row is not table[i]), len(shown))  # the most accurate shown
     more = f" (top {top} of {len(table)} by accuracy)" if len(table) > len(shown) else ""
     _set_title(slide, f"Pareto front trials{more}", size=30 if more else 32)
     if not table:
         _text_box(slide, ["No complete trial yet."], 0.6, 1.4, 12, 1)
         return
-    columns = display_columns(report, shown, max_params=MAX_SLIDE_PARAM_COLUMNS)
-    rows = [[display_cell(row, c) for c in columns] for row in shown]
     knee_rows = [i for i, row in enumerate(shown) if row[KNEE]]
-    _table(slide, [header(c) for c in columns], rows, 0.4, 1.15, 12.5,
+    # As many parameters (the most important first) as leave the table readable: the refit columns
+    # of a refitted study take the room of some.
+    for n_params in range(MAX_SLIDE_PARAM_COLUMNS, -1, -1):
+        columns = display_columns(report, shown, max_params=n_params)
+        rows = [[display_cell(row, c) for c in columns] for row in shown]
+        if table_fits([[header(c) for c in columns], *rows], FRONT_TABLE_WIDTH, FRONT_TABLE_MIN_SIZE, knee_rows):
+            break
+    _table(slide, [header(c) for c in columns], rows, 0.4, 1.15, FRONT_TABLE_WIDTH,
            size=13 if len(columns) > 8 else 14, bold_rows=knee_rows)
     axes = ", ".join(AXIS_LABELS[a].split(" (")[0].lower() for a in report.axes)
     refit_note = " Knee chosen on the refit means; 'Ties knee' there: the seed spreads (mean ± std) overlap." if report.refits else ""
-    knee_note = f"knee in bold (its row added below the {top} most accurate)" if knee_added else "knee in bold"
+    knee_added = any(row.get(KNEE) for row in shown[top:])
+    refits_added = any(row.get(REFIT_SEEDS) and not row.get(KNEE) for row in shown[top:])
+    what = {(True, False): "its row", (False, True): "refitted rows", (True, True): "its row and refitted rows"}
+    knee_note = (f"knee in bold ({what[knee_added, refits_added]} added below the {top} most accurate)"
+                 if knee_added or refits_added else "knee in bold")
     _text_box(slide, [f"Front on {axes}; {knee_note}. Hypervolume {report.hypervolume:.4f}.{refit_note}", INTERVAL_NOTE],
               0.4, 6.45, 12.5, 0.95, size=13)  # at the foot: 13 rows render 0.39 in, a two-line header 0.5
 
 
 def slide_rows(table: Sequence[dict[str, Any]], limit: int = MAX_SLIDE_ROWS) -> list[dict[str, Any]]:
     """The front table's rows a slide has room for: the ``limit`` most accurate, except that the
-    knee, the trial the deck recommends, is always among them (in the last place when it is not
-    among the most accurate, so that the caption's "knee in bold" always points at a row)."""
-    shown = list(table[:limit])
-    knee = next((row for row in table if row.get(KNEE)), None)
-    if knee is not None and not any(row is knee for row in shown):
-        shown[-1] = knee
-    return shown
+    knee (the trial the deck recommends) and every refitted configuration are always among them,
+    taking the places of the least accurate others, so that the caption's "knee in bold" and the
+    refit columns always point at rows. Rows keep the table's order."""
+    must = [i for i, row in enumerate(table) if row.get(KNEE) or row.get(REFIT_SEEDS)][:limit]
+    rest = [i for i in range(len(table)) if i not in must][: limit - len(must)]
+    return [table[i] for i in sorted(must + rest)]
 
 
 def _robustness_slide(deck: Any, report: StudyReport) -> None:
