@@ -6,6 +6,7 @@ PowerPoint export unchanged and stay readable from the back of a room.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -337,6 +338,26 @@ def plot_history(report: StudyReport) -> go.Figure:
     return fig
 
 
+DODGE_DECADES = 0.05  # side by side on a log axis: configurations of one size, this far apart
+DODGE_FRACTION = 0.03  # on a linear axis: this fraction of the largest value
+
+
+def dodged(rows: Sequence[Mapping[str, Any]], axis: str, log: bool) -> list[dict[str, Any]]:
+    """Copies of ``rows`` whose ``axis`` values, where several rows share one, are spread side by
+    side around it, so that configurations of the same size (refits of two learning rates of one
+    network) do not hide each other's seeds and error bars. The others keep their value."""
+    groups: dict[Any, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row[axis], []).append(i)
+    step = DODGE_FRACTION * max((abs(row[axis]) for row in rows), default=0.0)
+    out = [dict(row) for row in rows]
+    for x, members in groups.items():
+        for k, i in enumerate(members):
+            offset = k - (len(members) - 1) / 2
+            out[i][axis] = x * 10 ** (offset * DODGE_DECADES) if log and x > 0 else x + offset * step
+    return out
+
+
 def plot_robustness(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
     """The refitted configurations against ``axis``: each search run (hollow) beside its refits'
     validation mean with ± one standard deviation as error bars and the per-seed values as dots;
@@ -346,6 +367,7 @@ def plot_robustness(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
     fig = go.Figure()
     rows = {row["number"]: row for row in report.rows("COMPLETE")}
     chosen = [rows[n] for n in sorted(report.refits) if n in rows and rows[n].get(axis) is not None]
+    chosen = dodged(chosen, axis, report.log_scale(axis))
     fig.add_trace(_scatter(chosen, axis, mode="markers", name="search run (one seed)",
                            marker={"color": "rgba(0,0,0,0)", "size": 12, "line": {"color": GREY, "width": 2}}))
     means = [r for r in refit_rows(chosen, report.refits)]

@@ -323,3 +323,20 @@ def test_the_knee_label_never_covers_a_trial_and_the_knee_is_drawn_on_top_in_bot
     drawn = label.has_text_frame and label.text_frame.text
     note = " ".join(shape.text_frame.text for shape in slide.shapes if shape.has_text_frame and shape != slide.shapes.title)
     assert bool(drawn) == (not crowded) and ("The orange diamond is the knee" in note) == crowded, (drawn, note)
+
+
+def test_configurations_of_one_size_are_drawn_side_by_side_on_the_robustness_charts():
+    # Two learning rates of one network share a parameter count: their refit seeds and error bars
+    # would sit on one vertical line, one hiding the other.
+    import math
+
+    from hpo.analysis.plots import DODGE_DECADES, dodged
+
+    rows = [{"number": 1, "param_count": 22_292}, {"number": 2, "param_count": 22_292}, {"number": 3, "param_count": 3_160}]
+    spread = dodged(rows, "param_count", log=True)
+    assert rows[0]["param_count"] == 22_292  # the report's rows are not touched
+    left, right, alone = (row["param_count"] for row in spread)
+    assert math.log10(right) - math.log10(left) == pytest.approx(DODGE_DECADES)
+    assert math.sqrt(left * right) == pytest.approx(22_292) and alone == 3_160
+    linear = dodged([{"t": 2.0}, {"t": 2.0}, {"t": 2.0}, {"t": 5.0}], "t", log=False)
+    assert [row["t"] for row in linear][:3] == pytest.approx([2.0 - 0.15, 2.0, 2.0 + 0.15]) and linear[3]["t"] == 5.0

@@ -465,6 +465,7 @@ def add_robustness_chart(slide: Any, report: StudyReport, box: Sequence[float], 
 
     rows = {row["number"]: row for row in report.rows("COMPLETE")}
     chosen = [rows[n] for n in sorted(report.refits) if n in rows and rows[n].get(axis) is not None]
+    chosen = plots.dodged(chosen, axis, report.log_scale(axis))  # one size, several configurations: side by side
     means = refit_rows(chosen, report.refits)
     seeds = [(row[axis], value) for row in chosen for value in report.refits[row["number"]].values()]
     knee = next((r for r in means if r["number"] == report.knee_trial), None)

@@ -307,7 +307,9 @@ def _robustness_slide(deck: Any, report: StudyReport) -> None:
     if rows:
         _table(slide, ["Trial", "Search run", "Refit mean ± std", "Seeds", "Rank"], rows, 8.4, 1.3, 4.7, size=12,
                bold_rows=[i for i, r in enumerate(ranked) if r["trial"] == report.knee_trial])
-    notes = [f"Error bars: ± one standard deviation over the refit seeds; dots: single seeds. "
+    sizes = [report.trial(n).get(PARAM_COUNT) for n in report.refits if any(r["number"] == n for r in report.trials)]
+    side = " Configurations of one size are drawn side by side." if len(set(sizes)) < len(sizes) else ""
+    notes = [f"Error bars: ± one standard deviation over the refit seeds; dots: single seeds.{side} "
              f"Knee chosen on the refit means: trial {report.knee_trial} (bold).",
              within_spread_text(report.refits) or "Every neighbour in the ranking is further apart than its seed spread."]
     _text_box(slide, notes, 0.4, 6.2, 12.5, 1.1, size=13)
