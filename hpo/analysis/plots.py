@@ -381,7 +381,8 @@ def plot_robustness(report: StudyReport, axis: str = PARAM_COUNT) -> go.Figure:
     std = {n: report.refits[n].std() or 0.0 for n in report.refits}
     fig.add_trace(go.Scatter(
         x=[r[axis] for r in means], y=[r[VAL_ACCURACY] for r in means], mode="markers+text",
-        name="refit mean ± std", text=[f"trial {r['number']}" for r in means], textposition="top right",
+        name="refit mean ± std", text=[f"trial {r['number']}" for r in means],
+        textposition=["top left" if r[axis] < report.trial(r["number"])[axis] else "top right" for r in means],
         marker={"color": FRONT, "size": 11, "symbol": "diamond"},
         error_y={"type": "data", "array": [std[r["number"]] for r in means], "color": FRONT, "thickness": 2, "width": 6},
     ))

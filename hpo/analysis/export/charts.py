@@ -486,7 +486,9 @@ def add_robustness_chart(slide: Any, report: StudyReport, box: Sequence[float], 
         elif name == "refit mean ± std":
             add_error_bars(series, spread, spread, colour=plots.FRONT, width_pt=1.75)
             for i, row in enumerate(means):
-                _label(series, i, f"trial {row['number']}", plots.FRONT)
+                # Beside its point, on the outer side where configurations of one size stand side by side.
+                left = row[axis] < report.trial(row["number"])[axis]
+                _label(series, i, f"trial {row['number']}", plots.FRONT, position="LEFT" if left else "RIGHT")
     values = [y for _, points, _ in drawn for _, y in points]
     values += [r[VAL_ACCURACY] + s for r, s in zip(means, spread)] + [r[VAL_ACCURACY] - s for r, s in zip(means, spread)]
     _axis(chart.value_axis, "Validation accuracy", ACCURACY_FORMAT)
