@@ -132,9 +132,9 @@ def column_widths(cells: Sequence[Sequence[str]], width: float, size: int,
                   bold_rows: Sequence[int] = ()) -> tuple[int, list[float]]:
     """The font size and column widths (inches) at which a table's text fits its width unbroken.
 
-    Each column needs its longest line (a header only its longest word: it may wrap between words),
-    bold text a quarter more, capped at 24 characters so that one very long value (a checkpoint id,
-    wrapping at its dashes) does not squeeze the rest. Where the needs exceed ``width`` the size
+    Each column needs its longest line as :func:`text_em` measures it (a header only its longest
+    word: it may wrap between words), bold text :data:`BOLD_WIDTH` times more, capped at 24 digits'
+    width so that one very long value (a checkpoint id, wrapping at its dashes) does not squeeze the rest. Where the needs exceed ``width`` the size
     steps down, to :data:`MIN_TABLE_SIZE` at least; what is left over is shared by need.
 
     Args:
@@ -143,7 +143,7 @@ def column_widths(cells: Sequence[Sequence[str]], width: float, size: int,
         size: The font size wanted, in points.
         bold_rows: Body rows (0-based) set in bold, like the knee's.
     """
-    counts = _column_chars(cells, bold_rows)
+    counts = _column_ems(cells, bold_rows)
     while size > MIN_TABLE_SIZE and sum(_needs(counts, size)) > width:
         size -= 1
     wanted = _needs(counts, size)
@@ -152,7 +152,7 @@ def column_widths(cells: Sequence[Sequence[str]], width: float, size: int,
 
 def table_fits(cells: Sequence[Sequence[str]], width: float, size: int, bold_rows: Sequence[int] = ()) -> bool:
     """Whether a table's text fits ``width`` inches unbroken at ``size`` points (see :func:`column_widths`)."""
-    return sum(_needs(_column_chars(cells, bold_rows), size)) <= width
+    return sum(_needs(_column_ems(cells, bold_rows), size)) <= width
 
 
 def text_em(text: str) -> float:
@@ -162,7 +162,7 @@ def text_em(text: str) -> float:
                CAPITAL_EM if ch.isupper() else CHAR_EM for ch in text)
 
 
-def _column_chars(cells: Sequence[Sequence[str]], bold_rows: Sequence[int]) -> list[float]:
+def _column_ems(cells: Sequence[Sequence[str]], bold_rows: Sequence[int]) -> list[float]:
     """Each column's need in em (see :func:`column_widths`)."""
     def need(c: int) -> float:
         most = 0.0
