@@ -6,11 +6,18 @@ tests/faults/faultkit.py.
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,3 +207,52 @@ def visible_text(dom: str) -> str:
     parser = _VisibleText()
     parser.feed(dom)
     return " ".join(" ".join(parser.parts).split())
+
+
+DASHBOARD_START_SECONDS = 120  # a cold start imports optuna-dashboard and the storage on a loaded 2-core machine
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 10):
+    """The JSON an HTTP GET of ``url`` answers."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def running_dashboard(storage_url: str, env: Mapping[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
+    """A real ``hpo dashboard`` process on ``storage_url``, once its API answers: yields its base URL,
+    and stops it (SIGTERM, then SIGKILL after 15 s) on leaving. Its output goes to ``log_path``,
+    quoted when it exits early or does not answer within :data:`DASHBOARD_START_SECONDS`."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(HPO + ["dashboard", "--storage", storage_url, "--port", str(port)], env=env,
+                                cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + DASHBOARD_START_SECONDS
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"hpo dashboard exited with code {proc.returncode}: {log_path.read_text()}")
+                try:
+                    get_json(f"{base}/api/studies")
+                    break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"hpo dashboard did not answer on {base} within {DASHBOARD_START_SECONDS} s: "
+                                    f"{log_path.read_text()}")
+                    time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)

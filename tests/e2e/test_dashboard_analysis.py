@@ -10,17 +10,13 @@ import base64
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
-from e2ekit import CHROMIUM_FLAGS, HPO, E2EStudy, dump_dom, visible_text
+from e2ekit import CHROMIUM_FLAGS, E2EStudy, dump_dom, get_json, running_dashboard, visible_text
 from optuna_dashboard import get_note, save_note
 from PIL import Image
 from typer.testing import CliRunner
@@ -33,20 +29,8 @@ from hpo.storage import open_storage
 
 pytestmark = pytest.mark.slow
 
-START_SECONDS = 120  # a cold start on a loaded 2-core machine
 FRONT_RGB = (0x00, 0x72, 0xB2)  # plots.FRONT
 KNEE_RGB = (0xD5, 0x5E, 0x00)  # plots.KNEE
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get_json(url: str):
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def _knee(e2e_study: E2EStudy, url: str) -> int:
@@ -75,33 +59,9 @@ def exported(e2e_study: E2EStudy, tmp_path_factory):
 def server(e2e_study: E2EStudy, exported):
     """Base URL of a real `hpo dashboard` process on the exported copy."""
     url, folder = exported
-    port = _free_port()
-    log_path = folder / "dashboard.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(HPO + ["dashboard", "--storage", url, "--port", str(port)], env=e2e_study.env,
-                                cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_SECONDS
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"hpo dashboard exited with code {proc.returncode}: {log_path.read_text()}")
-                try:
-                    _get_json(f"{base}/api/studies")
-                    break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"hpo dashboard did not answer within {START_SECONDS} s: {log_path.read_text()}")
-                    time.sleep(0.5)
-            (summary,) = _get_json(f"{base}/api/studies")["study_summaries"]
-            yield base, summary["study_id"]
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+    with running_dashboard(url, e2e_study.env, folder, folder / "dashboard.log") as base:
+        (summary,) = get_json(f"{base}/api/studies", timeout=30)["study_summaries"]
+        yield base, summary["study_id"]
 
 
 def test_hpo_run_left_the_note_and_the_figures(e2e_study: E2EStudy):
@@ -116,7 +76,7 @@ def test_hpo_run_left_the_note_and_the_figures(e2e_study: E2EStudy):
 def test_the_api_serves_the_note_with_strategy_front_and_knee(e2e_study: E2EStudy, exported, server):
     url, _ = exported
     base, study_id = server
-    detail = _get_json(f"{base}/api/studies/{study_id}")
+    detail = get_json(f"{base}/api/studies/{study_id}", timeout=30)
     body = detail["note"]["body"]
     knee = _knee(e2e_study, url)
     study = e2e_study.load(url)
@@ -138,7 +98,7 @@ def test_the_api_serves_the_note_with_strategy_front_and_knee(e2e_study: E2EStud
 def test_the_api_serves_the_front_and_learning_curve_figures(e2e_study: E2EStudy, exported, server):
     url, _ = exported
     base, study_id = server
-    graphs = {g["id"]: json.loads(g["graph_object"]) for g in _get_json(f"{base}/api/studies/{study_id}")["plotly_graph_objects"]}
+    graphs = {g["id"]: json.loads(g["graph_object"]) for g in get_json(f"{base}/api/studies/{study_id}", timeout=30)["plotly_graph_objects"]}
     assert set(graphs) == {FIGURE_IDS[name] for name in ("front_params", "front_time", "learning_curves", "all_curves")}
     study = e2e_study.load(url)
     by_number = {t.number: t for t in study.trials}
@@ -167,7 +127,7 @@ def _array(values) -> list[float]:
 def test_the_dashboards_importances_are_the_decks_ped_anova(e2e_study: E2EStudy, exported, server):
     url, _ = exported
     base, study_id = server
-    served = _get_json(f"{base}/api/studies/{study_id}/param_importances")["param_importances"]
+    served = get_json(f"{base}/api/studies/{study_id}/param_importances", timeout=30)["param_importances"]
     report = collect(e2e_study.load(url))
     assert report.ped_anova_importances, report.importance_notes
     for name, importances in zip(report.metric_names, served):
